@@ -1,0 +1,76 @@
+// Command-line parsing: `omni-gateway [command] [--flag value | --flag=value]...`.
+// node:util's parseArgs does the tokenising; this module maps flags to settings and turns its
+// errors into one-line usage errors.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { SETTINGS, type SettingKey } from '../config/settings.js';
+
+export const COMMANDS = ['serve'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+export class UsageError extends Error {
+  readonly code = 'OMNI_USAGE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface CommandLine {
+  command: CommandName;
+  help: boolean;
+  version: boolean;
+  configFile?: string;
+  flags: Partial<Record<SettingKey, string>>;
+}
+
+const flagToKey = new Map<string, SettingKey>(
+  (Object.keys(SETTINGS) as SettingKey[]).map((key) => [SETTINGS[key].flag, key]),
+);
+
+const options: NonNullable<ParseArgsConfig['options']> = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+  config: { type: 'string', short: 'c' },
+  ...Object.fromEntries([...flagToKey.keys()].map((flag) => [flag, { type: 'string' as const }])),
+};
+
+export function parseCommandLine(argv: readonly string[]): CommandLine {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(shortParseError(err as Error & { code?: string }));
+  }
+  const positionals = parsed.positionals;
+  const [first, ...extra] = positionals;
+  if (first !== undefined && !(COMMANDS as readonly string[]).includes(first)) {
+    throw new UsageError(`unknown command "${first}"; commands: ${COMMANDS.join(', ')}`);
+  }
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+
+  const flags: Partial<Record<SettingKey, string>> = {};
+  for (const [name, value] of Object.entries(parsed.values)) {
+    const key = flagToKey.get(name);
+    if (key && typeof value === 'string') flags[key] = value;
+  }
+  const configFile = parsed.values.config;
+  return {
+    command: (first ?? 'serve') as CommandName,
+    help: parsed.values.help === true,
+    version: parsed.values.version === true,
+    ...(typeof configFile === 'string' ? { configFile } : {}),
+    flags,
+  };
+}
+
+function shortParseError(err: Error & { code?: string }): string {
+  const option = /'(-[^' ]+)/.exec(err.message)?.[1];
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${option ?? ''}`.trim();
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return option ? `option ${option} needs a value` : err.message.split('\n')[0] ?? err.message;
+    default:
+      return err.message.split('\n')[0] ?? err.message;
+  }
+}

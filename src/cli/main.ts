@@ -1,0 +1,42 @@
+// Entry point of the `omni-gateway` command. Exit codes: 0 ok, 1 runtime failure, 2 usage/config.
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { UsageError, parseCommandLine, type CommandLine } from './args.js';
+import { helpText } from './help.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let cli: CommandLine;
+  try {
+    cli = parseCommandLine(argv);
+    if (cli.help) {
+      process.stdout.write(helpText(packageVersion()));
+      return EXIT_OK;
+    }
+    if (cli.version) {
+      process.stdout.write(`${packageVersion()}\n`);
+      return EXIT_OK;
+    }
+    const config = loadConfig({ flags: cli.flags, env, ...(cli.configFile ? { configFile: cli.configFile } : {}) });
+    // Loaded only when serving, so --help and usage errors answer without loading the server.
+    const { serve } = await import('./serve.js');
+    const running = await serve(config);
+    return await running.exited;
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      process.stderr.write(`omni-gateway: ${err.message} (see omni-gateway --help)\n`);
+      return EXIT_USAGE;
+    }
+    const e = err as Error & { code?: string };
+    process.stderr.write(`omni-gateway: ${e.code ? `${e.code}: ` : ''}${e.message}\n`);
+    return EXIT_FAILURE;
+  }
+}

@@ -1,0 +1,48 @@
+// `omni-gateway serve`: start the gateway and shut it down gracefully on SIGINT/SIGTERM.
+import type { GatewayConfig } from '../config/settings.js';
+import { buildGateway, type Gateway } from '../gateway/app.js';
+import { createRuntime } from '../runtime/create.js';
+
+export interface RunningGateway {
+  gateway: Gateway;
+  url: string;
+  /** Settles with the exit code once a signal-initiated shutdown has finished. */
+  exited: Promise<number>;
+}
+
+export async function serve(config: GatewayConfig): Promise<RunningGateway> {
+  const runtime = createRuntime(config);
+  const gateway = await buildGateway({ config, runtime });
+  const { app } = gateway;
+  const url = await app.listen({ host: config.host, port: config.port });
+
+  const exited = new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        app.log.warn({ signal }, 'second signal: exiting without waiting for the drain');
+        resolve(1);
+        return;
+      }
+      signalled = true;
+      app.log.info({ signal, drainTimeoutMs: config.drainTimeoutMs, sessions: gateway.connections.size }, 'shutting down');
+      gateway.close(`server shutting down (${signal})`).then(
+        (report) => {
+          app.log.info(report, 'shutdown complete');
+          resolve(0);
+        },
+        (err: unknown) => {
+          app.log.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+
+  const health = await runtime.health(config.runtimeHealthTimeoutMs);
+  const readiness = health.reachable && health.modelLoaded ? 'ready' : `not ready: ${health.detail}`;
+  process.stderr.write(`omni-gateway listening on ${url} (runtime ${runtime.kind}, ${readiness})\n`);
+  return { gateway, url, exited };
+}

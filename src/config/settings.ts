@@ -1,0 +1,124 @@
+// The one table of gateway settings. Every setting has a CLI flag, an environment variable, a
+// schema, a default and a description; the help text, the config-file keys and validation are all
+// derived from this table, so a new setting is one entry here.
+import { Type, type TSchema } from 'typebox';
+
+export interface SettingSpec {
+  /** Flag name without dashes, e.g. `port` for `--port`. */
+  readonly flag: string;
+  readonly env: string;
+  readonly schema: TSchema;
+  readonly default: string | number;
+  readonly description: string;
+}
+
+const oneOf = <const T extends readonly string[]>(values: T) =>
+  Type.Union(values.map((v) => Type.Literal(v)));
+
+const optionalPath = Type.String({ maxLength: 4096 });
+const httpUrl = Type.Union([Type.Literal(''), Type.String({ pattern: '^https?://[^\\s/]+(/\\S*)?$', maxLength: 2048 })]);
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const RUNTIME_BACKENDS = ['native', 'vllm-omni'] as const;
+
+export const SETTINGS = {
+  host: {
+    flag: 'host',
+    env: 'OMNI_HOST',
+    schema: Type.String({ minLength: 1, maxLength: 255, pattern: '^[A-Za-z0-9.:\\-\\[\\]%]+$' }),
+    default: '127.0.0.1',
+    description: 'Address to listen on (0.0.0.0 or :: for all interfaces)',
+  },
+  port: {
+    flag: 'port',
+    env: 'OMNI_PORT',
+    schema: Type.Integer({ minimum: 0, maximum: 65535 }),
+    default: 8080,
+    description: 'TCP port to listen on (0 picks a free port and prints it)',
+  },
+  logLevel: {
+    flag: 'log-level',
+    env: 'OMNI_LOG_LEVEL',
+    schema: oneOf(LOG_LEVELS),
+    default: 'info',
+    description: 'Log verbosity of the JSON logs on stdout',
+  },
+  drainTimeoutMs: {
+    flag: 'drain-timeout-ms',
+    env: 'OMNI_DRAIN_TIMEOUT_MS',
+    schema: Type.Integer({ minimum: 0, maximum: 600_000 }),
+    default: 10_000,
+    description: 'On SIGTERM/SIGINT, how long open sessions may take to finish before they are closed',
+  },
+  runtime: {
+    flag: 'runtime',
+    env: 'OMNI_RUNTIME',
+    schema: oneOf(RUNTIME_BACKENDS),
+    default: 'native',
+    description: 'Model runtime backend: the in-process native engine, or a vLLM-Omni server',
+  },
+  runtimeUrl: {
+    flag: 'runtime-url',
+    env: 'OMNI_RUNTIME_URL',
+    schema: httpUrl,
+    default: '',
+    description: 'Base URL of the runtime server (required for vllm-omni), e.g. http://gpu1:8000',
+  },
+  model: {
+    flag: 'model',
+    env: 'OMNI_MODEL',
+    schema: Type.String({ maxLength: 4096 }),
+    default: '',
+    description: 'Checkpoint directory (native) or served model name (vllm-omni)',
+  },
+  runtimeHealthTimeoutMs: {
+    flag: 'runtime-health-timeout-ms',
+    env: 'OMNI_RUNTIME_HEALTH_TIMEOUT_MS',
+    schema: Type.Integer({ minimum: 50, maximum: 60_000 }),
+    default: 2_000,
+    description: 'Time limit of one runtime readiness probe',
+  },
+  tlsCert: {
+    flag: 'tls-cert',
+    env: 'OMNI_TLS_CERT',
+    schema: optionalPath,
+    default: '',
+    description: 'PEM certificate file; with --tls-key the gateway serves HTTPS and WSS',
+  },
+  tlsKey: {
+    flag: 'tls-key',
+    env: 'OMNI_TLS_KEY',
+    schema: optionalPath,
+    default: '',
+    description: 'PEM private key file for --tls-cert',
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingKey = keyof typeof SETTINGS;
+
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  logLevel: (typeof LOG_LEVELS)[number];
+  drainTimeoutMs: number;
+  runtime: (typeof RUNTIME_BACKENDS)[number];
+  runtimeUrl: string;
+  model: string;
+  runtimeHealthTimeoutMs: number;
+  tlsCert: string;
+  tlsKey: string;
+}
+
+/** Human wording of what a schema accepts, used in error messages and help. */
+export function describeAllowed(schema: TSchema): string {
+  const s = schema as Record<string, unknown>;
+  if (Array.isArray(s.anyOf)) {
+    const consts = (s.anyOf as Record<string, unknown>[]).map((x) => x.const).filter((x) => typeof x === 'string');
+    if (consts.length === (s.anyOf as unknown[]).length) return `one of ${consts.join(', ')}`;
+    if (consts.length === 1 && consts[0] === '') return 'an http:// or https:// URL';
+  }
+  if (s.type === 'integer') return `an integer from ${String(s.minimum)} to ${String(s.maximum)}`;
+  if (s.type === 'string' && s.pattern && s.minLength) return 'a host name or IP address';
+  if (s.type === 'string') return 'a string';
+  return 'a valid value';
+}

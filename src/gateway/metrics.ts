@@ -1,0 +1,86 @@
+// Prometheus metrics (prom-client), one registry per gateway so tests and embedders can run
+// several side by side. Route labels use the route template, never the raw URL, to keep
+// cardinality bounded.
+import { performance } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const EVENT_LOOP_SAMPLE_MS = 10;
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Counter({
+    name: 'omni_http_requests_total',
+    help: 'HTTP requests answered, by method, route template and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'omni_http_request_duration_seconds',
+    help: 'Time from request received to response sent',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly wsConnections = new Counter({
+    name: 'omni_ws_connections_total',
+    help: 'WebSocket connections accepted, by route',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly wsActive = new Gauge({
+    name: 'omni_ws_connections_active',
+    help: 'WebSocket connections open now, by route',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly wsMessages = new Counter({
+    name: 'omni_ws_messages_total',
+    help: 'WebSocket messages, by route and direction (in = from client, out = to client)',
+    labelNames: ['route', 'direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly wsBytes = new Counter({
+    name: 'omni_ws_message_bytes_total',
+    help: 'WebSocket payload bytes, by route and direction',
+    labelNames: ['route', 'direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly eventLoopDelay = new Histogram({
+    name: 'omni_event_loop_delay_seconds',
+    help: `Event-loop delay: lateness of a timer due every ${EVENT_LOOP_SAMPLE_MS} ms`,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  private loopTimer: NodeJS.Timeout | undefined;
+
+  constructor() {
+    // Process CPU, memory, handles, GC, and Node's own event-loop lag summary gauges.
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Sample event-loop delay continuously until `stop()`. The timer never keeps the process alive. */
+  start(): void {
+    if (this.loopTimer) return;
+    let due = performance.now() + EVENT_LOOP_SAMPLE_MS;
+    const tick = () => {
+      const now = performance.now();
+      this.eventLoopDelay.observe(Math.max(0, now - due) / 1000);
+      due = now + EVENT_LOOP_SAMPLE_MS;
+      this.loopTimer = setTimeout(tick, EVENT_LOOP_SAMPLE_MS).unref();
+    };
+    this.loopTimer = setTimeout(tick, EVENT_LOOP_SAMPLE_MS).unref();
+  }
+
+  stop(): void {
+    clearTimeout(this.loopTimer);
+    this.loopTimer = undefined;
+  }
+}

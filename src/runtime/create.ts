@@ -1,0 +1,18 @@
+import type { RuntimeBackend } from './contract.js';
+import { NativeRuntime } from './native.js';
+import { VllmOmniRuntime } from './vllm-omni.js';
+
+export interface RuntimeSettings {
+  runtime: 'native' | 'vllm-omni';
+  runtimeUrl: string;
+  model: string;
+}
+
+export function createRuntime(settings: RuntimeSettings): RuntimeBackend {
+  switch (settings.runtime) {
+    case 'native':
+      return new NativeRuntime(settings.model);
+    case 'vllm-omni':
+      return new VllmOmniRuntime(settings.runtimeUrl, settings.model);
+  }
+}
