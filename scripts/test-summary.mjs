@@ -1,7 +1,11 @@
 // Print the totals of the last CI test run as one plain line: "tests: N passed, N failed, N skipped".
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 const path = process.argv[2] ?? 'test-results/vitest.json';
+if (!existsSync(path)) {
+  console.error(`no test report at ${path}: the test command failed before the test runner finished`);
+  process.exit(1);
+}
 const r = JSON.parse(readFileSync(path, 'utf8'));
 const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
 console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
