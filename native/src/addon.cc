@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include "g711.h"
+#include "modules.h"
 #include "pcm.h"
 #include "simd.h"
 

@@ -1,0 +1,41 @@
+// Errors raised by media transforms. Each has a stable code from this catalogue, a message that
+// says what was wrong with the input, and, where it applies, the offending field or parameter.
+// Gateway layers map these onto protocol errors without rewording them.
+
+export const CODEC_ERROR_CODES = [
+  // audio input
+  'audio_empty',
+  'audio_too_short',
+  'audio_too_long',
+  'audio_odd_byte_count',
+  'audio_invalid_base64',
+  'audio_sample_rate_unsupported',
+  'audio_channels_unsupported',
+  'audio_format_unsupported',
+  'audio_decode_failed',
+  'audio_invalid_samples',
+  'opus_packet_invalid',
+  // audio processing
+  'resample_rate_invalid',
+  'vad_model_unavailable',
+  'vad_config_invalid',
+  // external decoders
+  'ffmpeg_unavailable',
+  'ffmpeg_failed',
+  'ffmpeg_timeout',
+] as const;
+
+export type CodecErrorCode = (typeof CODEC_ERROR_CODES)[number];
+
+export class CodecError extends Error {
+  constructor(
+    readonly code: CodecErrorCode,
+    message: string,
+    /** The offending field or parameter, e.g. `audio`, `sampleRate`, `input_audio_format`. */
+    readonly param?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'CodecError';
+  }
+}
