@@ -83,8 +83,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mulawDecode", Napi::Function::New(env, Decode<MulawDecode>, "mulawDecode"));
   exports.Set("alawEncode", Napi::Function::New(env, Encode<AlawEncode>, "alawEncode"));
   exports.Set("alawDecode", Napi::Function::New(env, Decode<AlawDecode>, "alawDecode"));
+  RegisterMel(env, exports);
   exports.Set("simdLevel", Napi::String::New(env, SimdLevel()));
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   return exports;
 }
 

@@ -4,4 +4,5 @@
 #include <napi.h>
 
 namespace omni {
+void RegisterMel(Napi::Env env, Napi::Object exports);
 }  // namespace omni

@@ -14,6 +14,7 @@ export const CODEC_ERROR_CODES = [
   'audio_format_unsupported',
   'audio_decode_failed',
   'audio_invalid_samples',
+  'audio_option_invalid',
   'opus_packet_invalid',
   // audio processing
   'resample_rate_invalid',

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Bumped in native/src/addon.cc whenever the binding surface changes. */
-export const NATIVE_ABI_VERSION = 1;
+export const NATIVE_ABI_VERSION = 2;
 
 export interface NativeAddon {
   pcm16leToFloat32(bytes: Uint8Array): Float32Array;
@@ -15,8 +15,33 @@ export interface NativeAddon {
   mulawDecode(bytes: Uint8Array): Int16Array;
   alawEncode(samples: Int16Array): Buffer;
   alawDecode(bytes: Uint8Array): Int16Array;
+  /** Log-mel features on the libuv pool; rejects with `code` set (audio_too_short, audio_invalid_samples). */
+  logMel(samples: Float32Array, threads?: number): Promise<NativeMelResult>;
+  /** The same on the calling thread: for benchmarks and clips of a few hundred milliseconds. */
+  logMelSync(samples: Float32Array, threads?: number): NativeMelResult;
+  /** The float32 mel filter bank, 201 x 128, bin-major. */
+  melFilterBank(): Float32Array;
+  MelStream: new (maxSamples: number) => NativeMelStream;
   readonly simdLevel: 'avx2' | 'sse2' | 'neon' | 'scalar';
   readonly abiVersion: number;
+}
+
+export interface NativeMelResult {
+  /** 128 x frames, mel-major (the reference's `input_features[0]`). */
+  features: Float32Array;
+  frames: number;
+  /** Largest raw log10-mel value of the clip (before the floor at max - 8). */
+  clipMax: number;
+}
+
+export interface NativeMelStream {
+  /** Append samples; returns the number of frames computed so far. */
+  push(samples: Float32Array): number;
+  /** Features of everything pushed: identical to logMel over the same samples. */
+  finish(): NativeMelResult;
+  reset(): void;
+  readonly samples: number;
+  readonly frames: number;
 }
 
 export class NativeAddonError extends Error {
