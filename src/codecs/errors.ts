@@ -24,6 +24,10 @@ export const CODEC_ERROR_CODES = [
   'ffmpeg_unavailable',
   'ffmpeg_failed',
   'ffmpeg_timeout',
+  // voice activity detection falling behind its bound
+  'vad_overloaded',
+  // one input chunk above the per-append bound (realtime: 15 MiB decoded)
+  'audio_chunk_too_large',
 ] as const;
 
 export type CodecErrorCode = (typeof CODEC_ERROR_CODES)[number];
