@@ -84,8 +84,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("alawEncode", Napi::Function::New(env, Encode<AlawEncode>, "alawEncode"));
   exports.Set("alawDecode", Napi::Function::New(env, Decode<AlawDecode>, "alawDecode"));
   RegisterMel(env, exports);
+  RegisterResample(env, exports);
   exports.Set("simdLevel", Napi::String::New(env, SimdLevel()));
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  exports.Set("abiVersion", Napi::Number::New(env, 3));
   return exports;
 }
 

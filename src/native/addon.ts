@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Bumped in native/src/addon.cc whenever the binding surface changes. */
-export const NATIVE_ABI_VERSION = 2;
+export const NATIVE_ABI_VERSION = 3;
 
 export interface NativeAddon {
   pcm16leToFloat32(bytes: Uint8Array): Float32Array;
@@ -22,6 +22,8 @@ export interface NativeAddon {
   /** The float32 mel filter bank, 201 x 128, bin-major. */
   melFilterBank(): Float32Array;
   MelStream: new (maxSamples: number) => NativeMelStream;
+  /** Streaming polyphase resampler; throws RangeError with `code` resample_rate_invalid. */
+  Resampler: new (inputRate: number, outputRate: number) => NativeResampler;
   readonly simdLevel: 'avx2' | 'sse2' | 'neon' | 'scalar';
   readonly abiVersion: number;
 }
@@ -42,6 +44,20 @@ export interface NativeMelStream {
   reset(): void;
   readonly samples: number;
   readonly frames: number;
+}
+
+export interface NativeResampler {
+  /** Outputs whose look-ahead has arrived; bit-identical for any split of the input. */
+  process(samples: Float32Array): Float32Array;
+  /** The zero-padded tail (total output is ceil(N * out / in)); the stream then restarts at time 0. */
+  flush(): Float32Array;
+  reset(): void;
+  readonly inputRate: number;
+  readonly outputRate: number;
+  /** Input samples of look-ahead held back before the output aligned with them is emitted. */
+  readonly delaySamples: number;
+  /** Taps per output sample (0 for equal rates). */
+  readonly filterLength: number;
 }
 
 export class NativeAddonError extends Error {
