@@ -1,5 +1,6 @@
-// Turn vitest's benchmark JSON into the Markdown table BENCHMARKS.md records: one row per group,
-// our implementation (the bench named "native") against the group's baseline, mean time and ratio.
+// Turn vitest's benchmark JSON into the Markdown table BENCHMARKS.md records: per group, each of
+// our implementations (benches whose name starts with "native") against each baseline, with mean
+// time and ratio.
 import { readFileSync } from 'node:fs';
 
 const path = process.argv[2] ?? 'bench-results/latest.json';
@@ -9,11 +10,14 @@ console.log('| operation | ours (mean) | baseline | baseline (mean) | speed-up |
 console.log('|---|---|---|---|---|');
 for (const file of report.files) {
   for (const group of file.groups) {
-    const ours = group.benchmarks.find((b) => b.name === 'native');
-    for (const base of group.benchmarks.filter((b) => b !== ours)) {
-      if (!ours) continue;
-      const name = group.fullName.split(' > ').pop();
-      console.log(`| ${name} | ${fmt(ours.mean)} | ${base.name} | ${fmt(base.mean)} | ${(base.mean / ours.mean).toFixed(2)}x |`);
+    const name = group.fullName.split(' > ').pop();
+    const ours = group.benchmarks.filter((b) => b.name.startsWith('native'));
+    const baselines = group.benchmarks.filter((b) => !b.name.startsWith('native'));
+    for (const base of baselines) {
+      for (const o of ours) {
+        const label = ours.length > 1 ? `${name}: ${o.name}` : name;
+        console.log(`| ${label} | ${fmt(o.mean)} | ${base.name} | ${fmt(base.mean)} | ${(base.mean / o.mean).toFixed(2)}x |`);
+      }
     }
   }
 }
