@@ -2,30 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { createResampler, resample, type Resampler } from '../src/codecs/audio/resample.js';
 import { CodecError } from '../src/codecs/errors.js';
 import { nativeAddon } from '../src/native/addon.js';
+import { concatFloat as concat, rng } from './helpers/audio_codec.js';
 
 const STANDARD_RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000];
 
-function rng(seed: number): () => number {
-  // mulberry32: deterministic chunk sizes and noise.
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** Pushes x split at the given sizes (as views into x, so at varying alignments), then flushes. */
 function feed(r: Resampler, x: Float32Array, nextSize: () => number): Float32Array {

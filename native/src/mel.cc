@@ -163,20 +163,21 @@ OMNI_INLINE void Butterfly(V8* vr, V8* vi, const Plan& p) {
     vr[3] = t1r - t3i; vi[3] = t1i + t3r;  // t1 + i t3
   } else {
     static_assert(R == 5);
-    V8 yr[5], yi[5];
-    for (int q = 0; q < 5; ++q) {
-      yr[q] = vr[0];
-      yi[q] = vi[0];
-      for (int r = 1; r < 5; ++r) {
-        const float c = p.c5_re[(r * q) % 5], s = p.c5_im[(r * q) % 5];
-        yr[q] += vr[r] * c - vi[r] * s;
-        yi[q] += vr[r] * s + vi[r] * c;
-      }
-    }
-    for (int q = 0; q < 5; ++q) {
-      vr[q] = yr[q];
-      vi[q] = yi[q];
-    }
+    // The 5-point DFT folded by its symmetry (y4 = conj-pair of y1, y3 of y2): 4 real products
+    // per output pair instead of 16.
+    const float c1 = p.c5_re[1], c2 = p.c5_re[2], s1 = -p.c5_im[1], s2 = -p.c5_im[2];
+    const V8 t1r = vr[1] + vr[4], t1i = vi[1] + vi[4], t3r = vr[1] - vr[4], t3i = vi[1] - vi[4];
+    const V8 t2r = vr[2] + vr[3], t2i = vi[2] + vi[3], t4r = vr[2] - vr[3], t4i = vi[2] - vi[3];
+    const V8 a1r = vr[0] + c1 * t1r + c2 * t2r, a1i = vi[0] + c1 * t1i + c2 * t2i;
+    const V8 a2r = vr[0] + c2 * t1r + c1 * t2r, a2i = vi[0] + c2 * t1i + c1 * t2i;
+    const V8 b1r = s1 * t3r + s2 * t4r, b1i = s1 * t3i + s2 * t4i;
+    const V8 b2r = s2 * t3r - s1 * t4r, b2i = s2 * t3i - s1 * t4i;
+    vr[0] = vr[0] + t1r + t2r;
+    vi[0] = vi[0] + t1i + t2i;
+    vr[1] = a1r + b1i; vi[1] = a1i - b1r;  // a1 - i b1
+    vr[4] = a1r - b1i; vi[4] = a1i + b1r;  // a1 + i b1
+    vr[2] = a2r + b2i; vi[2] = a2i - b2r;  // a2 - i b2
+    vr[3] = a2r - b2i; vi[3] = a2i + b2r;  // a2 + i b2
   }
 }
 

@@ -21,15 +21,7 @@ export function randomBytes(n: number, seed: number): Uint8Array {
   return Uint8Array.from({ length: n }, () => Math.floor(next() * 256));
 }
 
-export function concatFloat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export { concatFloat32 as concatFloat } from '../../src/codecs/audio/sample_convert.js';
 
 /** Splits `bytes` at random sizes in [1, maxSize] (odd sizes included). */
 export function randomChunks(bytes: Uint8Array, seed: number, maxSize: number): Uint8Array[] {

@@ -46,15 +46,7 @@ export function speechLike(rate: number, seconds: number, seed = 7): Float32Arra
   return out;
 }
 
-export function concatFloat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export { concatFloat32 as concatFloat } from '../../src/codecs/audio/sample_convert.js';
 
 export function rms(x: Float32Array, from = 0, to = x.length): number {
   let acc = 0;

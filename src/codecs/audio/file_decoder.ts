@@ -7,6 +7,7 @@ import { CodecError } from '../errors.js';
 import { decodeWithFfmpeg, locateFfmpeg, MODEL_SAMPLE_RATE } from './ffmpeg.js';
 import { moveMoovToFront } from './mp4_faststart.js';
 import { createResampler } from './resample.js';
+import { concatFloat32 } from './sample_convert.js';
 import { sniffContainer } from './sniff.js';
 import { parseWav, wavToMonoFloat32 } from './wav.js';
 import type { WavData } from './wav.js';
@@ -154,11 +155,5 @@ async function resampleTo16k(samples: Float32Array, rate: number): Promise<Float
     if (at + SLICE_SAMPLES < samples.length) await new Promise<void>((resolve) => setImmediate(resolve));
   }
   parts.push(resampler.flush());
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatFloat32(parts);
 }

@@ -17,6 +17,7 @@ import opus from '@discordjs/opus';
 import { CodecError } from '../errors.js';
 import { float32ToPcm16le, pcm16leToFloat32 } from './pcm.js';
 import { createResampler } from './resample.js';
+import { concatFloat32 } from './sample_convert.js';
 import type { Resampler } from './resample.js';
 
 type Binding = InstanceType<typeof opus.OpusEncoder>;
@@ -211,17 +212,6 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function concat(parts: Float32Array[], total: number): Float32Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Float32Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 export interface OpusDecoderOptions {
   /** Output rate in Hz, decoded at directly by libopus (default 16000, the model's). */
   sampleRate?: number;
@@ -340,7 +330,7 @@ export class OpusPacketDecoder {
     this.counters.lostPackets += packets;
     this.counters.samplesOut += samples;
     this.counters.concealedSamples += samples;
-    return concat(parts, samples);
+    return concatFloat32(parts);
   }
 
   private decodeSynthetic(packet: Buffer, expected: number): Float32Array {

@@ -22,3 +22,15 @@ export function float32ToInt16(samples: Float32Array): Int16Array {
   if (bytes.byteOffset % 2 === 0) return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length >> 1);
   return new Int16Array(new Uint8Array(bytes).buffer);
 }
+
+/** The parts end to end in one array (a single part is returned as is, not copied). */
+export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
