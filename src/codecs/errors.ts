@@ -28,6 +28,16 @@ export const CODEC_ERROR_CODES = [
   'vad_overloaded',
   // one input chunk above the per-append bound (realtime: 15 MiB decoded)
   'audio_chunk_too_large',
+  // image input
+  'image_empty',
+  'image_format_unsupported',
+  'image_decode_failed',
+  'image_too_large',
+  'image_aspect_ratio_invalid',
+  'image_option_invalid',
+  // text tokenizer
+  'tokenizer_unavailable',
+  'token_id_invalid',
 ] as const;
 
 export type CodecErrorCode = (typeof CODEC_ERROR_CODES)[number];
