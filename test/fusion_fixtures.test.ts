@@ -27,7 +27,7 @@ const fixtures = readdirSync(dir)
   .sort()
   .map((f) => JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as Fixture);
 const tok = QwenTokenizer.load();
-const encode = (t: string): Promise<number[]> => tok.encode(t);
+const encode = (texts: readonly string[]): Promise<number[][]> => tok.encodeBatch(texts);
 
 function rows(flat: Float32Array, n: number): number[][] {
   return [0, 1, 2].map((r) => Array.from(flat.subarray(r * n, (r + 1) * n)));

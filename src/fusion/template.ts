@@ -186,14 +186,17 @@ export function renderLayout(pieces: readonly LayoutPiece[]): string {
     .join('');
 }
 
-/** Anything that turns a text run into ids (QwenTokenizer.encode). */
-export type EncodeText = (text: string) => Promise<number[]>;
+/** Anything that turns text runs into ids, one array per run (QwenTokenizer.encodeBatch). */
+export type EncodeTexts = (texts: readonly string[]) => Promise<number[][]>;
 
 /**
  * Segments ready for SequenceBuilder: each text run tokenized on its own (one encode per run, as
  * the reference tokenizes each gap between added tokens), special ids and media as they are.
  */
-export async function tokenizeLayout(pieces: readonly LayoutPiece[], encode: EncodeText): Promise<Segment[]> {
+export async function tokenizeLayout(pieces: readonly LayoutPiece[], encode: EncodeTexts): Promise<Segment[]> {
+  // All text runs in one batch: each encode call is a hop to the tokenizer's threads.
+  const runs = await encode(pieces.flatMap((p) => (p.type === 'text' ? [p.text] : [])));
+  let run = 0;
   const out: Segment[] = [];
   let pending: number[] = [];
   const flush = (): void => {
@@ -203,9 +206,8 @@ export async function tokenizeLayout(pieces: readonly LayoutPiece[], encode: Enc
   for (const piece of pieces) {
     if (piece.type === 'text') {
       // a loop, not push(...ids): a long text run would exceed the argument limit
-      for (const id of await encode(piece.text)) pending.push(id);
-    }
-    else if (piece.type === 'special') pending.push(piece.id);
+      for (const id of runs[run++]!) pending.push(id);
+    } else if (piece.type === 'special') pending.push(piece.id);
     else {
       flush();
       out.push(piece.segment);

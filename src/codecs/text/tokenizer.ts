@@ -103,6 +103,14 @@ export class QwenTokenizer {
     return enc.getIds();
   }
 
+  /** `encode` of many texts in one call: one hop to the tokenizer's threads instead of one each. */
+  async encodeBatch(texts: readonly string[]): Promise<number[][]> {
+    const nonEmpty = texts.filter((t) => t.length > 0);
+    const encoded = nonEmpty.length > 0 ? await this.tok.encodeBatch(nonEmpty, { addSpecialTokens: false }) : [];
+    let next = 0;
+    return texts.map((t) => (t.length > 0 ? encoded[next++]!.getIds() : []));
+  }
+
   /** Text of `ids`; with skipSpecial, tokens flagged special are left out (see isSpecial). */
   async decode(ids: readonly number[], skipSpecial = false): Promise<string> {
     return this.tok.decode([...ids], skipSpecial);
