@@ -85,8 +85,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("alawDecode", Napi::Function::New(env, Decode<AlawDecode>, "alawDecode"));
   RegisterMel(env, exports);
   RegisterResample(env, exports);
+  RegisterImage(env, exports);
   exports.Set("simdLevel", Napi::String::New(env, SimdLevel()));
-  exports.Set("abiVersion", Napi::Number::New(env, 3));
+  exports.Set("abiVersion", Napi::Number::New(env, 4));
   return exports;
 }
 

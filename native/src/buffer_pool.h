@@ -1,10 +1,12 @@
-// Recycles large float buffers handed to JavaScript as external ArrayBuffers. A fresh multi-MB
-// allocation is mmap'd and page-faulted in on every call (on virtual machines that alone costs
-// more than computing 60 s of log-mel); buffers come back here when V8 collects their ArrayBuffer
-// and are reused by the next request of a similar size. The cache is bounded.
+// Recycles large float buffers handed to JavaScript as external ArrayBuffers (log-mel features,
+// image patches). A fresh multi-MB allocation is mmap'd and page-faulted in on every call (on
+// virtual machines that alone costs more than computing 60 s of log-mel or resizing a 1080p
+// image); buffers come back here when V8 collects their ArrayBuffer and are reused by the next
+// request of a similar size. The cache is bounded (256 MB, 64 buffers).
 #pragma once
+#include <napi.h>
+
 #include <cstddef>
-#include <memory>
 
 namespace omni {
 
@@ -17,5 +19,9 @@ struct PooledFloats {
 PooledFloats AcquireFloats(size_t count);
 // Give a buffer back (from any thread); freed outright when the cache is full.
 void ReleaseFloats(PooledFloats buffer);
+
+// Hands `buffer` (its first `count` floats) to JavaScript without copying, as an ArrayBuffer that
+// returns it to the pool when collected; V8 is told the size so it collects on time.
+Napi::ArrayBuffer ToArrayBuffer(Napi::Env env, PooledFloats buffer, size_t count);
 
 }  // namespace omni

@@ -64,21 +64,9 @@ const char* Compute(const float* x, int64_t n, int threads, MelResult& out, std:
 }
 
 Napi::Object ToJs(Napi::Env env, MelResult&& r) {
-  // Hand the memory to JavaScript without copying it; it returns to the pool when collected.
   const size_t count = static_cast<size_t>(r.frames) * kMels;
-  auto* held = new PooledFloats(r.features);
+  auto buffer = ToArrayBuffer(env, r.features, count);
   r.features = PooledFloats{nullptr, 0};
-  const int64_t bytes = static_cast<int64_t>(held->capacity * sizeof(float));
-  auto buffer = Napi::ArrayBuffer::New(
-      env, held->data, count * sizeof(float),
-      [](Napi::Env e, void*, PooledFloats* b) {
-        Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(b->capacity * sizeof(float)));
-        ReleaseFloats(*b);
-        delete b;
-      },
-      held);
-  // Tell V8 how much memory these buffers hold so it collects them on time.
-  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
   Napi::Object obj = Napi::Object::New(env);
   obj.Set("features", Napi::Float32Array::New(env, count, buffer, 0));
   obj.Set("frames", Napi::Number::New(env, static_cast<double>(r.frames)));

@@ -6,4 +6,5 @@
 namespace omni {
 void RegisterMel(Napi::Env env, Napi::Object exports);
 void RegisterResample(Napi::Env env, Napi::Object exports);
+void RegisterImage(Napi::Env env, Napi::Object exports);
 }  // namespace omni

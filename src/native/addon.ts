@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Bumped in native/src/addon.cc whenever the binding surface changes. */
-export const NATIVE_ABI_VERSION = 3;
+export const NATIVE_ABI_VERSION = 4;
 
 export interface NativeAddon {
   pcm16leToFloat32(bytes: Uint8Array): Float32Array;
@@ -24,6 +24,17 @@ export interface NativeAddon {
   MelStream: new (maxSamples: number) => NativeMelStream;
   /** Streaming polyphase resampler; throws RangeError with `code` resample_rate_invalid. */
   Resampler: new (inputRate: number, outputRate: number) => NativeResampler;
+  /**
+   * Bicubic antialiased resize of 8-bit RGB to outH x outW (multiples of 32), normalised and
+   * patchified into Qwen3-Omni `pixel_values` rows, on the libuv pool; rejects with `code`
+   * image_option_invalid. `rgb` must stay untouched until the promise settles. Large images are
+   * split by rows over up to `threads` threads (default 1; identical output for any count).
+   */
+  imageToPatches(rgb: Uint8Array, width: number, height: number, outH: number, outW: number, threads?: number): Promise<NativeImagePatches>;
+  /** RGBA over a white background -> RGB, rounded as Pillow's paste(mask=alpha), on the libuv pool. */
+  compositeOnWhite(rgba: Uint8Array): Promise<Uint8Array>;
+  /** The resized 8-bit RGB alone (the reference's uint8 intermediate), on the calling thread. */
+  imageResizeSync(rgb: Uint8Array, width: number, height: number, outH: number, outW: number): Uint8Array;
   readonly simdLevel: 'avx2' | 'sse2' | 'neon' | 'scalar';
   readonly abiVersion: number;
 }
@@ -34,6 +45,14 @@ export interface NativeMelResult {
   frames: number;
   /** Largest raw log10-mel value of the clip (before the floor at max - 8). */
   clipMax: number;
+}
+
+export interface NativeImagePatches {
+  /** gridT * gridH * gridW rows of 1536 floats. */
+  pixelValues: Float32Array;
+  gridT: number;
+  gridH: number;
+  gridW: number;
 }
 
 export interface NativeMelStream {

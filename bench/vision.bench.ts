@@ -1,0 +1,66 @@
+// Qwen3-Omni image input (decode + smart_resize + bicubic antialias resize + normalise + patchify):
+// our path (sharp decode, native kernel on the libuv pool) against @huggingface/transformers'
+// (transformers.js) Qwen2VLImageProcessor configured with the same Qwen3-Omni values, on the same
+// JPEGs in one run; plus the kernel alone on already decoded pixels. Run: npm run bench
+import { Qwen2VLImageProcessor, RawImage } from '@huggingface/transformers';
+import sharp from 'sharp';
+import { bench, describe } from 'vitest';
+import { decodeImage } from '../src/codecs/image/decode.js';
+import { imageToPatches, rgbToPatches } from '../src/codecs/image/patches.js';
+
+const processor = new Qwen2VLImageProcessor({
+  do_resize: true,
+  resample: 3, // bicubic
+  do_rescale: true,
+  rescale_factor: 1 / 255,
+  do_normalize: true,
+  image_mean: [0.5, 0.5, 0.5],
+  image_std: [0.5, 0.5, 0.5],
+  do_convert_rgb: true,
+  patch_size: 16,
+  temporal_patch_size: 2,
+  merge_size: 2,
+  min_pixels: 3136,
+  max_pixels: 12_845_056,
+});
+
+// One macrotask per iteration, as a server would between requests: V8 then hands collected output
+// buffers back for reuse.
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+// Photo-like content (noise over gradients) so JPEG decoding does real work.
+async function testJpeg(width: number, height: number): Promise<Buffer> {
+  const noise = await sharp({ create: { width, height, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 40 } } })
+    .blur(1.5)
+    .png()
+    .toBuffer();
+  return sharp(noise).jpeg({ quality: 90 }).toBuffer();
+}
+
+for (const [width, height] of [[1280, 720], [1920, 1080]] as const) {
+  const jpeg = await testJpeg(width, height);
+  const decoded = await decodeImage(jpeg);
+  const raw = await RawImage.fromBlob(new Blob([jpeg]));
+
+  describe(`image patches, ${width}x${height} JPEG (decode included)`, () => {
+    bench('native imageToPatches (sharp decode + native resize/patchify)', async () => {
+      await imageToPatches(jpeg);
+      await tick();
+    });
+    bench('transformers.js RawImage.fromBlob + Qwen2VLImageProcessor', async () => {
+      await processor(await RawImage.fromBlob(new Blob([jpeg])));
+      await tick();
+    });
+  });
+
+  describe(`image patches, ${width}x${height} decoded RGB (resize + normalise + patchify only)`, () => {
+    bench('native rgbToPatches', async () => {
+      await rgbToPatches(decoded.rgb, decoded.width, decoded.height);
+      await tick();
+    });
+    bench('transformers.js Qwen2VLImageProcessor', async () => {
+      await processor(raw);
+      await tick();
+    });
+  });
+}

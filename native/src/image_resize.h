@@ -1,0 +1,53 @@
+// Qwen3-Omni image patches: 8-bit RGB -> bicubic antialiased resize -> normalise -> patchify, as
+// transformers' Qwen2VLImageProcessor (torchvision backend) computes them on CPU.
+//
+// Resize: torch's uint8 `_upsample_bicubic2d_aa` (what torchvision's resize(BICUBIC, antialias=True)
+// runs for uint8 CPU tensors, itself a port of Pillow's ImagingResample): separable, horizontal pass
+// first into a uint8 intermediate, then vertical; Keys cubic a = -0.5 with its support stretched
+// by the downscale factor; weights normalised in double, then quantised to int16 with a per-axis
+// precision; each output is (2^(p-1) + sum(w * x)) >> p clamped to 0..255.
+//
+// Normalise: (x - 127.5) / 127.5 in float32 (mean = std = 0.5 folded with the 1/255 rescale, the
+// reference's own fused form), looked up from a 256-entry table.
+//
+// Patchify: rows of 1536 floats, one per 16x16 patch; rows enumerate 2x2 merge blocks in raster
+// order, then the 4 patches of a block in raster order; a row holds (channel, temporal, y, x) with
+// both temporal copies identical (an image is its own second frame).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace omni::image {
+
+constexpr int kPatch = 16;
+constexpr int kMerge = 2;
+constexpr int kTemporal = 2;
+constexpr int kFactor = kPatch * kMerge;  // 32
+constexpr int kRowFloats = 3 * kTemporal * kPatch * kPatch;  // 1536
+
+// Resampling weights of one axis: output i reads `size[i]` inputs from `start[i]`, with int16
+// weights `weight[i * taps ...]` in fixed point with `precision` fraction bits.
+struct AxisTaps {
+  int taps = 0;
+  int precision = 0;
+  std::vector<int32_t> start;
+  std::vector<int32_t> size;
+  std::vector<int16_t> weight;
+};
+
+AxisTaps ComputeAxisTaps(int in_size, int out_size);
+
+// RGBA -> RGB over a white background, rounded exactly as Pillow's paste(mask=alpha) (what
+// qwen-omni-utils uses): out = (c * a + 255 * (255 - a)) / 255, correctly rounded.
+void CompositeOnWhite(const uint8_t* rgba, size_t pixels, uint8_t* rgb);
+
+// Resized uint8 RGB (out_h x out_w x 3), the reference's intermediate; for tests and diagnostics.
+void ResizeRgb(const uint8_t* rgb, int width, int height, int out_h, int out_w, uint8_t* out);
+
+// Resize, normalise and patchify in one sweep. `out` holds (out_h / 16) * (out_w / 16) rows of 1536
+// floats. out_h and out_w must be positive multiples of 32. Large images are split by rows over up
+// to `threads` threads (same result for any count).
+void ImageToPatches(const uint8_t* rgb, int width, int height, int out_h, int out_w, float* out, int threads = 1);
+
+}  // namespace omni::image
