@@ -91,14 +91,21 @@ void ReleaseFloats(PooledFloats buffer) {
 Napi::ArrayBuffer ToArrayBuffer(Napi::Env env, PooledFloats buffer, size_t count) {
   auto* held = new PooledFloats(buffer);
   const int64_t bytes = static_cast<int64_t>(held->capacity * sizeof(float));
-  auto array_buffer = Napi::ArrayBuffer::New(
-      env, held->data, count * sizeof(float),
-      [](Napi::Env e, void*, PooledFloats* b) {
-        Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(b->capacity * sizeof(float)));
-        ReleaseFloats(*b);
-        delete b;
-      },
-      held);
+  Napi::ArrayBuffer array_buffer;
+  try {
+    array_buffer = Napi::ArrayBuffer::New(
+        env, held->data, count * sizeof(float),
+        [](Napi::Env e, void*, PooledFloats* b) {
+          Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(b->capacity * sizeof(float)));
+          ReleaseFloats(*b);
+          delete b;
+        },
+        held);
+  } catch (...) {
+    ReleaseFloats(*held);
+    delete held;
+    throw;
+  }
   Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
   return array_buffer;
 }

@@ -19,11 +19,6 @@
 namespace omni {
 namespace {
 
-Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error err = Napi::Error::New(env, message);
-  err.Set("code", Napi::String::New(env, code));
-  return err;
-}
 
 // Sides above this are refused: no legitimate target comes close (the reference caps the area at
 // 12.8 M pixels) and it keeps every index product far inside size_t and int32.
@@ -97,8 +92,9 @@ class PatchesWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     const size_t count = Count();
-    auto buffer = ToArrayBuffer(env, out_, count);
-    out_ = PooledFloats{nullptr, 0};
+    const PooledFloats out = out_;
+    out_ = PooledFloats{nullptr, 0};  // ToArrayBuffer owns it now, even if it throws
+    auto buffer = ToArrayBuffer(env, out, count);
     Napi::Object obj = Napi::Object::New(env);
     obj.Set("pixelValues", Napi::Float32Array::New(env, count, buffer, 0));
     obj.Set("gridT", Napi::Number::New(env, 1));

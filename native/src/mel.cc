@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <system_error>
 #include <thread>
 
 #include "simd.h"
@@ -305,7 +306,12 @@ void RawFramesMelMajor(const float* x, int64_t samples, float* out, int threads)
   const int64_t per = (frames + workers - 1) / workers;
   for (int64_t w = 1; w < workers; ++w) {
     const int64_t t0 = w * per, t1 = std::min(frames, t0 + per);
-    if (t0 < t1) pool.emplace_back([=] { Frames(view, t0, t1, out + t0, 1, frames); });
+    if (t0 >= t1) continue;
+    try {
+      pool.emplace_back([=] { Frames(view, t0, t1, out + t0, 1, frames); });
+    } catch (const std::system_error&) {
+      Frames(view, t0, t1, out + t0, 1, frames);  // no thread to be had: do this range here
+    }
   }
   Frames(view, 0, std::min(frames, per), out, 1, frames);
   for (auto& th : pool) th.join();

@@ -10,6 +10,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "buffer_pool.h"
@@ -21,11 +22,6 @@ namespace {
 
 using mel::kMels;
 
-Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error err = Napi::Error::New(env, message);
-  err.Set("code", Napi::String::New(env, code));
-  return err;
-}
 
 // Returns the index of the first NaN/Inf sample, or -1.
 int64_t FirstNonFinite(const float* x, int64_t n) {
@@ -65,8 +61,9 @@ const char* Compute(const float* x, int64_t n, int threads, MelResult& out, std:
 
 Napi::Object ToJs(Napi::Env env, MelResult&& r) {
   const size_t count = static_cast<size_t>(r.frames) * kMels;
-  auto buffer = ToArrayBuffer(env, r.features, count);
-  r.features = PooledFloats{nullptr, 0};
+  const PooledFloats features = r.features;
+  r.features = PooledFloats{nullptr, 0};  // ToArrayBuffer owns it now, even if it throws
+  auto buffer = ToArrayBuffer(env, features, count);
   Napi::Object obj = Napi::Object::New(env);
   obj.Set("features", Napi::Float32Array::New(env, count, buffer, 0));
   obj.Set("frames", Napi::Number::New(env, static_cast<double>(r.frames)));
@@ -82,26 +79,41 @@ Napi::Float32Array SamplesArg(const Napi::CallbackInfo& info) {
   return info[0].As<Napi::Float32Array>();
 }
 
+// At most one thread per core for one clip: more only competes with other sessions.
 int ThreadsArg(const Napi::CallbackInfo& info, size_t index) {
   if (info.Length() <= index || info[index].IsUndefined()) return 1;
-  int t = info[index].As<Napi::Number>().Int32Value();
-  return t < 1 ? 1 : (t > 64 ? 64 : t);
+  if (!info[index].IsNumber()) throw CodedError(info.Env(), "audio_option_invalid", "threads must be a number");
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int t = info[index].As<Napi::Number>().Int32Value();
+  return t < 1 ? 1 : (t > cores ? cores : t);
 }
 
 class LogMelWorker : public Napi::AsyncWorker {
  public:
+  // The samples are copied (into recycled memory) before queueing: a JavaScript buffer can be
+  // transferred or detached while the pool thread would still be reading it.
   LogMelWorker(Napi::Env env, Napi::Float32Array samples, int threads)
       : Napi::AsyncWorker(env, "omni.logMel"),
         deferred_(Napi::Promise::Deferred::New(env)),
-        samples_ref_(Napi::Persistent(samples)),  // keeps the input alive while the pool reads it
-        data_(samples.Data()),
         n_(static_cast<int64_t>(samples.ElementLength())),
-        threads_(threads) {}
+        threads_(threads) {
+    input_ = AcquireFloats(static_cast<size_t>(n_));
+    std::copy(samples.Data(), samples.Data() + n_, input_.data);
+  }
+  ~LogMelWorker() override { ReleaseFloats(input_); }
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
   void Execute() override {
-    code_ = Compute(data_, n_, threads_, result_, message_);
+    try {
+      code_ = Compute(input_.data, n_, threads_, result_, message_);
+    } catch (const std::bad_alloc&) {
+      code_ = "out_of_memory";
+      message_ = "not enough memory for this input";
+    } catch (const std::exception& e) {
+      code_ = "internal_error";
+      message_ = e.what();
+    }
     if (code_) SetError(message_);
   }
   void OnOK() override { deferred_.Resolve(ToJs(Env(), std::move(result_))); }
@@ -109,8 +121,7 @@ class LogMelWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  Napi::Reference<Napi::Float32Array> samples_ref_;
-  const float* data_;
+  PooledFloats input_{nullptr, 0};
   int64_t n_;
   int threads_;
   MelResult result_;
@@ -126,12 +137,15 @@ Napi::Value LogMel(const Napi::CallbackInfo& info) {
 
 Napi::Value LogMelSync(const Napi::CallbackInfo& info) {
   auto samples = SamplesArg(info);
-  MelResult r;
-  std::string message;
-  if (const char* code = Compute(samples.Data(), static_cast<int64_t>(samples.ElementLength()), ThreadsArg(info, 1), r, message)) {
-    throw CodedError(info.Env(), code, message);
-  }
-  return ToJs(info.Env(), std::move(r));
+  const int threads = ThreadsArg(info, 1);
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    MelResult r;
+    std::string message;
+    if (const char* code = Compute(samples.Data(), static_cast<int64_t>(samples.ElementLength()), threads, r, message)) {
+      throw CodedError(info.Env(), code, message);
+    }
+    return ToJs(info.Env(), std::move(r));
+  });
 }
 
 // Streaming extractor: frames are computed as soon as their 400-sample window has arrived, so at
@@ -148,14 +162,23 @@ class MelStream : public Napi::ObjectWrap<MelStream> {
   }
 
   explicit MelStream(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MelStream>(info) {
-    if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < mel::kMinSamples) {
-      throw Napi::TypeError::New(info.Env(), "MelStream(maxSamples): maxSamples must be a number >= 201");
+    const double max = info.Length() >= 1 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    // Up to 2^36 samples (about 50 days at 16 kHz): bounds every size computed from it.
+    if (!(max >= mel::kMinSamples && max <= 68719476736.0)) {
+      throw CodedError(info.Env(), "audio_option_invalid", "MelStream(maxSamples): maxSamples must be from 201 to 2^36");
     }
     max_samples_ = static_cast<int64_t>(info[0].As<Napi::Number>().DoubleValue());
   }
 
  private:
   Napi::Value Push(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] { return PushBody(info); });
+  }
+  Napi::Value Finish(const Napi::CallbackInfo& info) {
+    return Guarded(info.Env(), [&] { return FinishBody(info); });
+  }
+
+  Napi::Value PushBody(const Napi::CallbackInfo& info) {
     auto samples = SamplesArg(info);
     const float* x = samples.Data();
     const int64_t n = static_cast<int64_t>(samples.ElementLength());
@@ -183,7 +206,7 @@ class MelStream : public Napi::ObjectWrap<MelStream> {
     return Napi::Number::New(info.Env(), static_cast<double>(frames_));
   }
 
-  Napi::Value Finish(const Napi::CallbackInfo& info) {
+  Napi::Value FinishBody(const Napi::CallbackInfo& info) {
     if (received_ < mel::kMinSamples) {
       throw CodedError(info.Env(), "audio_too_short",
                        "audio too short for log-mel features: need at least " + std::to_string(mel::kMinSamples) +

@@ -55,15 +55,19 @@ class ResamplerWrap : public Napi::ObjectWrap<ResamplerWrap> {
     }
     auto in = info[0].As<Napi::Float32Array>();
     const int64_t n = static_cast<int64_t>(in.ElementLength());
-    auto out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(r_.ProcessCount(n)));
-    r_.Process(in.Data(), n, out.Data());
-    return out;
+    return Guarded(info.Env(), [&]() -> Napi::Value {
+      auto out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(r_.ProcessCount(n)));
+      r_.Process(in.Data(), n, out.Data());
+      return out;
+    });
   }
 
   Napi::Value Flush(const Napi::CallbackInfo& info) {
-    auto out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(r_.FlushCount()));
-    r_.Flush(out.Data());
-    return out;
+    return Guarded(info.Env(), [&]() -> Napi::Value {
+      auto out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(r_.FlushCount()));
+      r_.Flush(out.Data());
+      return out;
+    });
   }
 
   Napi::Value Reset(const Napi::CallbackInfo& info) {

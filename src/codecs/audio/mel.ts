@@ -48,18 +48,19 @@ function checkInput(samples: Float32Array): void {
 }
 
 export interface LogMelOptions {
-  /** Threads for one long clip (split by frames); clips under ~20 s always use one. Default 1. */
+  /** Threads for one long clip (split by frames, capped at the core count); clips under ~20 s always use one. Default 1. */
   threads?: number;
 }
 
-/**
- * Exact features of a whole 16 kHz clip, computed on the libuv pool. The input must not be
- * transferred or detached until the promise settles.
- */
+/** Exact features of a whole 16 kHz clip, computed on the libuv pool (the samples are copied first). */
 export async function logMelFeatures(samples: Float32Array, options: LogMelOptions = {}): Promise<MelFeatures> {
   checkInput(samples);
+  const threads = options.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new CodecError('audio_option_invalid', `threads must be a positive integer, got ${threads}`, 'threads');
+  }
   try {
-    const r = await nativeAddon().logMel(samples, options.threads ?? 1);
+    const r = await nativeAddon().logMel(samples, threads);
     return { data: r.features, frames: r.frames, clipMax: r.clipMax };
   } catch (err) {
     throw toCodecError(err);
@@ -82,8 +83,8 @@ export class MelStream {
 
   constructor(options: MelStreamOptions = {}) {
     const seconds = options.maxSeconds ?? 600;
-    if (!Number.isFinite(seconds) || seconds <= 0) {
-      throw new CodecError('audio_option_invalid', `maxSeconds must be a positive number, got ${seconds}`, 'maxSeconds');
+    if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) {
+      throw new CodecError('audio_option_invalid', `maxSeconds must be a number of seconds from 0 to 86400, got ${seconds}`, 'maxSeconds');
     }
     this.native = new (nativeAddon().MelStream)(Math.max(MEL_MIN_SAMPLES, Math.floor(seconds * MEL_SAMPLE_RATE)));
   }
