@@ -12,6 +12,8 @@ export const FUSION_ERROR_CODES = [
   'message_invalid',
   // a token-id sequence whose media markers disagree with the media lists given with it
   'media_count_mismatch',
+  // a thinking setting outside what the policy allows (budget not a positive integer, above the cap)
+  'thinking_budget_invalid',
 ] as const;
 
 export type FusionErrorCode = (typeof FUSION_ERROR_CODES)[number];
