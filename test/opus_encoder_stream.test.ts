@@ -94,6 +94,9 @@ describe('options', () => {
     [{ sampleRate: 44100 }, 'audio_sample_rate_unsupported', 'sampleRate'],
     [{ sampleRate: 8000 }, 'audio_sample_rate_unsupported', 'sampleRate'],
     [{ inputSampleRate: 0 }, 'audio_sample_rate_unsupported', 'inputSampleRate'],
+    // A positive rate the resampler cannot take is the same error, not the resampler's own.
+    [{ inputSampleRate: 500 }, 'audio_sample_rate_unsupported', 'inputSampleRate'],
+    [{ inputSampleRate: 1_000_000 }, 'audio_sample_rate_unsupported', 'inputSampleRate'],
     [{ frameMs: 30 }, 'audio_option_invalid', 'frameMs'],
     [{ frameMs: 2.5 }, 'audio_option_invalid', 'frameMs'],
     [{ bitrate: 5999 }, 'audio_option_invalid', 'bitrate'],

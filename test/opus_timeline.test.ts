@@ -1,7 +1,7 @@
 // The decoder's timeline is exact: every packet yields the duration its TOC states, lost packets
 // are concealed for exactly their duration, over streams of any length and any mix of frame sizes.
 import { describe, expect, it } from 'vitest';
-import { OPUS_MAX_CONCEAL_MS, OpusEncoderStream, OpusPacketDecoder, parseOpusPacket } from '../src/codecs/audio/opus.js';
+import { OPUS_MAX_CONCEAL_MS, OPUS_PLC_MAX_MS, OpusEncoderStream, OpusPacketDecoder, parseOpusPacket } from '../src/codecs/audio/opus.js';
 import { CodecError } from '../src/codecs/errors.js';
 import { concatFloat, rms, seededRandom, sine, sineFit, speechLike } from './helpers/opus_signals.js';
 
@@ -119,8 +119,12 @@ describe('packet loss concealment', () => {
   it('conceals long gaps in one call and at other output rates', () => {
     const decoder = new OpusPacketDecoder({ sampleRate: 48000 });
     decoder.decode(packets[0]!);
-    expect(decoder.decodeLost(3000).length).toBe(144000);
+    const gap = decoder.decodeLost(3000);
+    expect(gap.length).toBe(144000);
+    // Concealment runs for the first OPUS_PLC_MAX_MS only; the rest of the gap is silence.
+    expect(gap.subarray((OPUS_PLC_MAX_MS * 48000) / 1000).every((v) => v === 0)).toBe(true);
     expect(decoder.stats.lostPackets).toBe(150);
+    expect(decoder.stats.concealedSamples).toBe(144000);
     expect(decoder.decode(packets[1]!).length).toBe(960);
   });
 

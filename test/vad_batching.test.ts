@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CodecError } from '../src/codecs/errors.js';
 import { VadBatcher } from '../src/codecs/audio/vad_batcher.js';
 import { VoiceActivityDetector, type VadEvent } from '../src/codecs/audio/vad_detector.js';
-import { SILERO_FRAME_SAMPLES, SileroStreamState, SileroVad } from '../src/codecs/audio/vad_model.js';
+import { SILERO_FRAME_SAMPLES, SileroStreamState, SileroVad, getSharedSileroVad } from '../src/codecs/audio/vad_model.js';
 import { buildStream, chunked, speech } from './helpers/vad_audio.js';
 
 const TEXTS = [
@@ -57,7 +57,10 @@ describe('batched inference', () => {
       alone.push(out);
     }
 
-    const batcher = new VadBatcher({ model, maxBatch: 8, maxDelayMs: 5 });
+    // No deadline in play: a batch leaves only when 8 frames wait or the previous run returns,
+    // so the batch sizes below do not depend on timers. (Pushing outpaces scoring: every stream
+    // keeps a backlog until its audio ends, so each run takes a frame from every active stream.)
+    const batcher = new VadBatcher({ model, maxBatch: 8, maxDelayMs: 60_000 });
     const together: Scored[] = streams.map(() => ({ probs: [], events: [] }));
     const detectors = together.map((out) => detector(batcher, out));
     // 20 ms chunks, round robin, as live clients would send them.
@@ -167,5 +170,40 @@ describe('the batcher', () => {
     const err = await batcher.infer(new SileroStreamState(), frame()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CodecError);
     expect(err).toMatchObject({ code: 'vad_model_unavailable' });
+  });
+
+  it('fails a run that never finishes with vad_model_unavailable and goes on with the next batch', async () => {
+    let calls = 0;
+    const hung = {
+      maxBatch: Number.POSITIVE_INFINITY,
+      // The first run hangs (a stuck worker); later runs go to the real model.
+      inferBatch: (frames: readonly Float32Array[], states: readonly SileroStreamState[]) =>
+        calls++ === 0 ? new Promise<Float32Array>(() => {}) : model.inferBatch(frames, states),
+    } as unknown as SileroVad;
+    const batcher = new VadBatcher({ model: hung, maxDelayMs: 0, runTimeoutMs: 50 });
+    const s = new SileroStreamState();
+    const err = await batcher.infer(s, frame()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CodecError);
+    expect(err).toMatchObject({ code: 'vad_model_unavailable' });
+    expect(s.busy).toBe(false);
+    await expect(batcher.infer(new SileroStreamState(), frame())).resolves.toBeTypeOf('number');
+  });
+
+  it('replaces the shared model once its worker is gone, so later runs work again', async () => {
+    const first = await getSharedSileroVad();
+    await expect(first.infer(new SileroStreamState(), frame())).resolves.toBeTypeOf('number');
+    await first.close();
+    expect(first.alive).toBe(false);
+    await expect(first.infer(new SileroStreamState(), frame())).rejects.toMatchObject({ code: 'vad_model_unavailable' });
+
+    const second = await getSharedSileroVad();
+    try {
+      expect(second).not.toBe(first);
+      expect(second.alive).toBe(true);
+      const batcher = new VadBatcher({ maxDelayMs: 0 });
+      await expect(batcher.infer(new SileroStreamState(), frame())).resolves.toBeTypeOf('number');
+    } finally {
+      await second.close();
+    }
   });
 });

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CodecError } from '../src/codecs/errors.js';
 import { resolveVadConfig, VoiceActivityDetector, type VadConfig } from '../src/codecs/audio/vad_detector.js';
 import { resolveSileroModelPath, SileroVad, type VadInference } from '../src/codecs/audio/vad_model.js';
@@ -130,5 +130,62 @@ describe('model loading', () => {
     const d = new VoiceActivityDetector({ inference: model });
     d.push(new Float32Array(512));
     await expect(d.drain()).rejects.toMatchObject({ code: 'vad_model_unavailable' });
+  });
+});
+
+describe('listeners that throw', () => {
+  const speech: VadInference = { infer: () => Promise.resolve(0.99) };
+  const failing: VadInference = { infer: () => Promise.reject(new CodecError('vad_model_unavailable', 'model gone')) };
+
+  it('a throwing onEvent fails the detector and reaches onError once', async () => {
+    const errors: Error[] = [];
+    const d = new VoiceActivityDetector({
+      inference: speech,
+      onEvent: () => {
+        throw new Error('listener broke');
+      },
+      onError: (e) => errors.push(e),
+    });
+    d.push(new Float32Array(16_000));
+    await expect(d.drain()).rejects.toThrow('listener broke');
+    expect(errors.map((e) => e.message)).toEqual(['listener broke']);
+  });
+
+  it('a throwing onError is called once, reported once, and does not escape', async () => {
+    const report = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      let calls = 0;
+      const d = new VoiceActivityDetector({
+        inference: failing,
+        onError: () => {
+          calls++;
+          throw new Error('onError broke');
+        },
+      });
+      d.push(new Float32Array(2000));
+      await expect(d.drain()).rejects.toMatchObject({ code: 'vad_model_unavailable' });
+      expect(calls).toBe(1);
+      expect(report).toHaveBeenCalledTimes(1);
+
+      // The same when the failure comes from a throwing onEvent.
+      calls = 0;
+      report.mockClear();
+      const e = new VoiceActivityDetector({
+        inference: speech,
+        onEvent: () => {
+          throw new Error('listener broke');
+        },
+        onError: () => {
+          calls++;
+          throw new Error('onError broke');
+        },
+      });
+      e.push(new Float32Array(16_000));
+      await expect(e.drain()).rejects.toThrow('listener broke');
+      expect(calls).toBe(1);
+      expect(report).toHaveBeenCalledTimes(1);
+    } finally {
+      report.mockRestore();
+    }
   });
 });

@@ -18,6 +18,7 @@ import { PassThrough, Writable } from 'node:stream';
 import ffmpeg from 'fluent-ffmpeg';
 import { CodecError } from '../errors.js';
 import { downmixInterleaved } from './downmix.js';
+import { concatFloat32 } from './sample_convert.js';
 
 export interface FfmpegBinary {
   path: string;
@@ -427,13 +428,7 @@ class WavFloatSink extends Writable {
   }
 
   samples(): Float32Array {
-    const out = new Float32Array(this.count);
-    let at = 0;
-    for (const c of this.chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
+    return concatFloat32(this.chunks);
   }
 }
 

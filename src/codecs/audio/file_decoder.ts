@@ -6,7 +6,7 @@
 import { CodecError } from '../errors.js';
 import { decodeWithFfmpeg, locateFfmpeg, MODEL_SAMPLE_RATE } from './ffmpeg.js';
 import { moveMoovToFront } from './mp4_faststart.js';
-import { createResampler } from './resample.js';
+import { createResamplerFor } from './resample.js';
 import { concatFloat32 } from './sample_convert.js';
 import { sniffContainer } from './sniff.js';
 import { parseWav, wavToMonoFloat32 } from './wav.js';
@@ -140,15 +140,7 @@ async function decodeWavData(wav: WavData, maxDurationMs: number, maxSamples: nu
 /** The streaming resampler fed in slices, yielding between them so a long file does not stall the event loop. */
 async function resampleTo16k(samples: Float32Array, rate: number): Promise<Float32Array> {
   if (rate === MODEL_SAMPLE_RATE) return samples;
-  let resampler;
-  try {
-    resampler = createResampler(rate, MODEL_SAMPLE_RATE);
-  } catch (cause) {
-    if (cause instanceof CodecError) {
-      throw new CodecError('audio_sample_rate_unsupported', `cannot resample ${rate} Hz WAV audio: ${cause.message}`, 'audio', { cause });
-    }
-    throw cause;
-  }
+  const resampler = createResamplerFor(rate, MODEL_SAMPLE_RATE, 'audio');
   const parts: Float32Array[] = [];
   for (let at = 0; at < samples.length; at += SLICE_SAMPLES) {
     parts.push(resampler.push(samples.subarray(at, at + SLICE_SAMPLES)));

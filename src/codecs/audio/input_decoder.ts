@@ -7,7 +7,7 @@ import { base64DecodedLength, decodeBase64Strict } from './base64.js';
 import { G711_SAMPLE_RATE, g711Decode } from './g711.js';
 import type { G711Law } from './g711.js';
 import { Pcm16StreamReader } from './pcm_stream.js';
-import { createResampler } from './resample.js';
+import { createResamplerFor } from './resample.js';
 import type { Resampler } from './resample.js';
 import { int16ToFloat32 } from './sample_convert.js';
 
@@ -61,14 +61,7 @@ export class AudioInputDecoder {
     if (format === 'pcm16') this.pcm = new Pcm16StreamReader();
     else this.law = format === 'g711_ulaw' ? 'mulaw' : 'alaw';
     if (rate !== MODEL_INPUT_SAMPLE_RATE) {
-      try {
-        this.resampler = createResampler(rate, MODEL_INPUT_SAMPLE_RATE);
-      } catch (cause) {
-        if (cause instanceof CodecError) {
-          throw new CodecError('audio_sample_rate_unsupported', `cannot resample ${rate} Hz input: ${cause.message}`, 'sampleRate', { cause });
-        }
-        throw cause;
-      }
+      this.resampler = createResamplerFor(rate, MODEL_INPUT_SAMPLE_RATE, 'sampleRate');
     }
   }
 

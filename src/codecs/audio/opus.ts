@@ -16,7 +16,7 @@
 import opus from '@discordjs/opus';
 import { CodecError } from '../errors.js';
 import { float32ToPcm16le, pcm16leToFloat32 } from './pcm.js';
-import { createResampler } from './resample.js';
+import { createResamplerFor } from './resample.js';
 import { concatFloat32 } from './sample_convert.js';
 import type { Resampler } from './resample.js';
 
@@ -45,6 +45,11 @@ export const OPUS_MODEL_INPUT_RATE = 16000;
 export const OPUS_MODEL_OUTPUT_RATE = 24000;
 /** Longest stretch one `decodeLost` call conceals; a longer gap is several calls or a new stream. */
 export const OPUS_MAX_CONCEAL_MS = 60_000;
+/**
+ * Longest stretch of a gap that runs libopus's PLC (a multiple of 20 ms). libopus fades its
+ * concealment to silence well within it, so the rest of a longer gap is zeros, not 60 s of PLC work.
+ */
+export const OPUS_PLC_MAX_MS = 200;
 
 export type OpusMode = 'silk' | 'hybrid' | 'celt';
 export type OpusBandwidth = 'narrowband' | 'mediumband' | 'wideband' | 'superwideband' | 'fullband';
@@ -309,7 +314,8 @@ export class OpusPacketDecoder {
 
   private conceal(samples: number, packets: number): Float32Array {
     const quarter = this.sampleRate / 400; // 2.5 ms
-    let units = samples / quarter;
+    const allUnits = samples / quarter;
+    let units = Math.min(allUnits, OPUS_PLC_MAX_MS / 2.5);
     const parts: Float32Array[] = [];
     const stereo = this.lastStereo ? 0x04 : 0;
     // Up to six 20 ms frames per synthetic packet: TOC (CELT FB 20 ms, code 3) + CBR count byte and
@@ -327,6 +333,9 @@ export class OpusPacketDecoder {
         units -= size;
       }
     }
+    // Past OPUS_PLC_MAX_MS the concealment has faded out: silence for the rest, to the exact length.
+    const concealedUnits = Math.min(allUnits, OPUS_PLC_MAX_MS / 2.5);
+    if (allUnits > concealedUnits) parts.push(new Float32Array((allUnits - concealedUnits) * quarter));
     this.counters.lostPackets += packets;
     this.counters.samplesOut += samples;
     this.counters.concealedSamples += samples;
@@ -428,7 +437,7 @@ export class OpusEncoderStream {
     this.native.applyEncoderCTL(OPUS_SET_APPLICATION_REQUEST, this.application === 'voip' ? OPUS_APPLICATION_VOIP : OPUS_APPLICATION_AUDIO);
     this.native.setBitrate(this.bitrate);
     if (complexity !== undefined) this.native.applyEncoderCTL(OPUS_SET_COMPLEXITY_REQUEST, complexity);
-    this.resampler = this.inputSampleRate === this.sampleRate ? undefined : createResampler(this.inputSampleRate, this.sampleRate);
+    this.resampler = this.inputSampleRate === this.sampleRate ? undefined : createResamplerFor(this.inputSampleRate, this.sampleRate, 'inputSampleRate');
   }
 
   get stats(): Readonly<OpusEncoderStats> {

@@ -6,7 +6,7 @@ import { CodecError } from '../errors.js';
 import { G711_SAMPLE_RATE, g711Encode } from './g711.js';
 import type { G711Law } from './g711.js';
 import { float32ToPcm16le } from './pcm.js';
-import { createResampler } from './resample.js';
+import { createResamplerFor } from './resample.js';
 import type { Resampler } from './resample.js';
 import { float32ToInt16 } from './sample_convert.js';
 
@@ -64,14 +64,7 @@ export class AudioOutputEncoder {
     this.chunkMultiple = options.alignBase64 ? this.bytesPerSample * 3 : this.bytesPerSample;
     if (format !== 'pcm16') this.law = format === 'g711_ulaw' ? 'mulaw' : 'alaw';
     if (rate !== inputRate) {
-      try {
-        this.resampler = createResampler(inputRate, rate);
-      } catch (cause) {
-        if (cause instanceof CodecError) {
-          throw new CodecError('audio_sample_rate_unsupported', `cannot resample ${inputRate} Hz to ${rate} Hz: ${cause.message}`, 'sampleRate', { cause });
-        }
-        throw cause;
-      }
+      this.resampler = createResamplerFor(inputRate, rate, 'sampleRate');
     }
   }
 

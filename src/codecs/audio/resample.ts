@@ -11,6 +11,7 @@
 // - Output is bit-identical however the input is split into chunks.
 import { NativeAddonError, nativeAddon, type NativeResampler } from '../../native/addon.js';
 import { CodecError } from '../errors.js';
+import { concatFloat32 } from './sample_convert.js';
 
 export const RESAMPLE_MIN_RATE = 1_000;
 export const RESAMPLE_MAX_RATE = 384_000;
@@ -97,14 +98,26 @@ export function createResampler(inputRate: number, outputRate: number): Resample
   return new NativeBacked(inputRate, outputRate, new addon.Resampler(inputRate, outputRate));
 }
 
+/**
+ * `createResampler` for a codec whose caller chose `inputRate` and `outputRate`: a rate the
+ * resampler refuses is reported as CodecError `audio_sample_rate_unsupported` on `param`, the
+ * caller's own parameter, rather than as the resampler's `resample_rate_invalid`.
+ */
+export function createResamplerFor(inputRate: number, outputRate: number, param: string): Resampler {
+  try {
+    return createResampler(inputRate, outputRate);
+  } catch (cause) {
+    if (cause instanceof CodecError) {
+      throw new CodecError('audio_sample_rate_unsupported', `cannot resample ${inputRate} Hz to ${outputRate} Hz: ${cause.message}`, param, { cause });
+    }
+    throw cause;
+  }
+}
+
 /** A whole clip at another rate: exactly ceil(samples.length * outputRate / inputRate) samples. */
 export function resample(samples: Float32Array, inputRate: number, outputRate: number): Float32Array {
   const r = createResampler(inputRate, outputRate);
   const head = r.push(samples);
   const tail = r.flush();
-  if (tail.length === 0) return head;
-  const out = new Float32Array(head.length + tail.length);
-  out.set(head);
-  out.set(tail, head.length);
-  return out;
+  return tail.length === 0 ? head : concatFloat32([head, tail]);
 }

@@ -3,7 +3,8 @@
 // big-endian hosts take a plain loop instead).
 import { float32ToPcm16le, pcm16leToFloat32 } from './pcm.js';
 
-const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+/** True on a little-endian host (every platform Node ships prebuilt for). */
+export const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 /** x / 32768 for each sample. */
 export function int16ToFloat32(samples: Int16Array): Float32Array {

@@ -18,6 +18,11 @@ export interface VadBatcherOptions {
   maxQueue?: number;
   /** The model, or how to get it; defaults to the process-wide shared model. */
   model?: SileroVad | (() => Promise<SileroVad>);
+  /**
+   * Longest one run (loading the model and scoring the batch) may take, in ms (default 5000).
+   * Past it the batch rejects with `vad_model_unavailable` and the next batch may start.
+   */
+  runTimeoutMs?: number;
 }
 
 export interface VadBatcherStats {
@@ -40,6 +45,7 @@ export class VadBatcher implements VadInference {
   readonly maxBatch: number;
   readonly maxDelayMs: number;
   readonly maxQueue: number;
+  readonly runTimeoutMs: number;
   private readonly getModel: () => Promise<SileroVad>;
   private queue: Request[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -52,6 +58,8 @@ export class VadBatcher implements VadInference {
     this.maxDelayMs = options.maxDelayMs ?? 5;
     if (!Number.isFinite(this.maxDelayMs) || this.maxDelayMs < 0) throw new RangeError('maxDelayMs must be a finite number >= 0');
     this.maxQueue = positiveInt(options.maxQueue ?? 1024, 'maxQueue');
+    this.runTimeoutMs = options.runTimeoutMs ?? 5000;
+    if (!Number.isFinite(this.runTimeoutMs) || this.runTimeoutMs <= 0) throw new RangeError('runTimeoutMs must be a finite number > 0');
     const model = options.model;
     this.getModel = model === undefined ? getSharedSileroVad : typeof model === 'function' ? model : () => Promise.resolve(model);
   }
@@ -122,14 +130,26 @@ export class VadBatcher implements VadInference {
     if (this.queue.length === 0) return;
     this.running = true;
     let batch: Request[] = [];
+    let deadline: NodeJS.Timeout | undefined;
+    // A hung load or run (a stuck worker) must not hold `running` forever: past the deadline the
+    // batch fails. Were the run to finish later, its streams have already been told it failed.
+    const timedOut = new Promise<never>((_, reject) => {
+      deadline = setTimeout(
+        () => reject(new CodecError('vad_model_unavailable', `Silero VAD run did not finish within ${this.runTimeoutMs} ms`)),
+        this.runTimeoutMs,
+      );
+    });
     try {
-      const model = await this.getModel();
+      const model = await Promise.race([this.getModel(), timedOut]);
       batch = this.queue.splice(0, Math.min(this.maxBatch, model.maxBatch));
       if (batch.length === 0) return;
-      const probs = await model.inferBatch(
-        batch.map((r) => r.frame),
-        batch.map((r) => r.state),
-      );
+      const probs = await Promise.race([
+        model.inferBatch(
+          batch.map((r) => r.frame),
+          batch.map((r) => r.state),
+        ),
+        timedOut,
+      ]);
       this.counters.runs++;
       this.counters.frames += batch.length;
       this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
@@ -146,6 +166,7 @@ export class VadBatcher implements VadInference {
         r.reject(err);
       }
     } finally {
+      clearTimeout(deadline);
       this.running = false;
       // After the resolutions' continuations have queued the streams' next frames, run again
       // at once if anything waits: those frames have waited at least one run already.

@@ -322,8 +322,16 @@ export class VoiceActivityDetector {
   }
 
   private fail(err: unknown): void {
+    // Once per failure: a listener that throws while the detector is failing must not be called again.
+    if (this.failure !== undefined) return;
     this.failure = err instanceof Error ? err : new Error(String(err));
-    this.onError?.(this.failure);
+    if (this.onError === undefined) return;
+    try {
+      this.onError(this.failure);
+    } catch (listenerErr) {
+      // There is nobody left to tell: report it (once) and keep the detector's own failure.
+      console.error('voice activity detector: onError listener threw', listenerErr);
+    }
   }
 
   private settleWaiters(): void {

@@ -53,6 +53,8 @@ interface Backend {
   // Fresh buffers, handed over (transferred) to the worker.
   run(batch: number, input: Float32Array<ArrayBuffer>, h: Float32Array<ArrayBuffer>, c: Float32Array<ArrayBuffer>): Promise<BatchResult>;
   close(): Promise<void>;
+  /** False once the backend can no longer run (worker exited or errored, or closed). */
+  readonly alive: boolean;
 }
 
 interface ModelSignature {
@@ -191,6 +193,9 @@ async function startWorkerBackend(modelPath: string): Promise<{ backend: Backend
       failAll(new CodecError('vad_model_unavailable', 'Silero VAD model was closed'));
       await worker.terminate();
     },
+    get alive() {
+      return dead === undefined;
+    },
   };
   return { backend, signature };
 }
@@ -216,6 +221,9 @@ async function startMainBackend(modelPath: string): Promise<{ backend: Backend; 
     async close() {
       closed = true;
       await session.release();
+    },
+    get alive() {
+      return !closed;
     },
   };
   const signature: ModelSignature = {
@@ -312,6 +320,11 @@ export class SileroVad implements VadInference {
     return Float32Array.from(r.output.subarray(0, batch));
   }
 
+  /** False once the model can no longer run: its worker exited or failed, or it was closed. */
+  get alive(): boolean {
+    return this.backend.alive;
+  }
+
   /** Stops the worker (or releases the session); pending and later calls reject. */
   async close(): Promise<void> {
     await this.backend.close();
@@ -319,12 +332,29 @@ export class SileroVad implements VadInference {
 }
 
 let shared: Promise<SileroVad> | undefined;
+let sharedLoaded: SileroVad | undefined;
 
-/** The process-wide model, loaded on first use. A failed load is not cached, so a later call retries. */
+/**
+ * The process-wide model, loaded on first use. Neither a failed load nor a model whose worker
+ * has since exited or failed (or that was closed) is kept: the next call loads a fresh one.
+ */
 export function getSharedSileroVad(): Promise<SileroVad> {
-  shared ??= SileroVad.load().catch((err: unknown) => {
+  if (sharedLoaded !== undefined && !sharedLoaded.alive) {
     shared = undefined;
-    throw err;
-  });
+    sharedLoaded = undefined;
+  }
+  if (shared === undefined) {
+    const loading: Promise<SileroVad> = SileroVad.load().then(
+      (m) => {
+        if (shared === loading) sharedLoaded = m;
+        return m;
+      },
+      (err: unknown) => {
+        if (shared === loading) shared = undefined;
+        throw err;
+      },
+    );
+    shared = loading;
+  }
   return shared;
 }

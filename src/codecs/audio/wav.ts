@@ -8,7 +8,7 @@ import { CodecError } from '../errors.js';
 import { downmixInterleaved } from './downmix.js';
 import { g711Decode } from './g711.js';
 import { pcm16leToFloat32 } from './pcm.js';
-import { float32ToInt16, int16ToFloat32 } from './sample_convert.js';
+import { LITTLE_ENDIAN, float32ToInt16, int16ToFloat32 } from './sample_convert.js';
 
 const { WaveFile } = wavefile;
 
@@ -42,8 +42,10 @@ export interface WavData {
 const BYTES_PER_SAMPLE: Record<WavCoding, number> = {
   pcm_u8: 1, pcm_s16le: 2, pcm_s24le: 3, pcm_s32le: 4, pcm_f32le: 4, pcm_f64le: 8, pcm_alaw: 1, pcm_mulaw: 1,
 };
-const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
-const SLICE_FRAMES = 1 << 18;
+/** Most channels a WAV may declare (WAVE_FORMAT_EXTENSIBLE names 18 speaker positions). */
+export const MAX_WAV_CHANNELS = 64;
+/** Samples (not frames: a frame of many channels is many samples) converted per event-loop turn. */
+const SLICE_SAMPLES = 1 << 18;
 
 /**
  * Parse a RIFF WAVE file. Throws `audio_decode_failed` when the bytes are not a readable WAV and
@@ -74,6 +76,9 @@ export function parseWav(bytes: Uint8Array): WavData {
   if (!Number.isSafeInteger(channels) || channels < 1) {
     throw new CodecError('audio_channels_unsupported', `WAV declares ${channels} channels`, 'audio');
   }
+  if (channels > MAX_WAV_CHANNELS) {
+    throw new CodecError('audio_channels_unsupported', `WAV declares ${channels} channels (at most ${MAX_WAV_CHANNELS} are taken)`, 'audio');
+  }
   if (!Number.isSafeInteger(fmt.sampleRate) || fmt.sampleRate < 1) {
     throw new CodecError('audio_sample_rate_unsupported', `WAV declares a sample rate of ${fmt.sampleRate} Hz`, 'audio');
   }
@@ -96,10 +101,11 @@ function codingOf(code: number, bits: number): WavCoding | undefined {
 /** Mono float32 samples of a parsed WAV at its own rate (channels averaged). */
 export async function wavToMonoFloat32(wav: WavData): Promise<Float32Array> {
   const frameBytes = BYTES_PER_SAMPLE[wav.coding] * wav.channels;
-  if (wav.frames <= SLICE_FRAMES) return downmixInterleaved(toFloat32(wav.coding, wav.data), wav.channels);
+  const sliceFrames = Math.max(1, Math.floor(SLICE_SAMPLES / wav.channels));
+  if (wav.frames <= sliceFrames) return downmixInterleaved(toFloat32(wav.coding, wav.data), wav.channels);
   const mono = new Float32Array(wav.frames);
-  for (let first = 0; first < wav.frames; first += SLICE_FRAMES) {
-    const last = Math.min(first + SLICE_FRAMES, wav.frames);
+  for (let first = 0; first < wav.frames; first += sliceFrames) {
+    const last = Math.min(first + sliceFrames, wav.frames);
     const slice = wav.data.subarray(first * frameBytes, last * frameBytes);
     mono.set(downmixInterleaved(toFloat32(wav.coding, slice), wav.channels), first);
     await new Promise<void>((resolve) => setImmediate(resolve));
