@@ -4,7 +4,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SETTINGS, type SettingKey } from '../config/settings.js';
 
-export const COMMANDS = ['serve'] as const;
+export const COMMANDS = ['serve', 'preprocess'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export class UsageError extends Error {
@@ -21,7 +21,11 @@ export interface CommandLine {
   version: boolean;
   configFile?: string;
   flags: Partial<Record<SettingKey, string>>;
+  /** `preprocess` only. */
+  preprocess?: { input: string; out: string; addGenerationPrompt: boolean };
 }
+
+const PREPROCESS_OPTIONS = ['input', 'out', 'no-generation-prompt'] as const;
 
 const flagToKey = new Map<string, SettingKey>(
   (Object.keys(SETTINGS) as SettingKey[]).map((key) => [SETTINGS[key].flag, key]),
@@ -32,6 +36,9 @@ const options: NonNullable<ParseArgsConfig['options']> = {
   version: { type: 'boolean', short: 'v' },
   config: { type: 'string', short: 'c' },
   ...Object.fromEntries([...flagToKey.keys()].map((flag) => [flag, { type: 'string' as const }])),
+  input: { type: 'string', short: 'i' },
+  out: { type: 'string', short: 'o' },
+  'no-generation-prompt': { type: 'boolean' },
 };
 
 export function parseCommandLine(argv: readonly string[]): CommandLine {
@@ -48,19 +55,34 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   }
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
 
+  const command = (first ?? 'serve') as CommandName;
+  const values = parsed.values;
   const flags: Partial<Record<SettingKey, string>> = {};
-  for (const [name, value] of Object.entries(parsed.values)) {
+  for (const [name, value] of Object.entries(values)) {
     const key = flagToKey.get(name);
-    if (key && typeof value === 'string') flags[key] = value;
+    if (key && typeof value === 'string') {
+      if (command !== 'serve') throw new UsageError(`option --${name} applies to serve, not ${command}`);
+      flags[key] = value;
+    }
+    if (command !== 'preprocess' && (PREPROCESS_OPTIONS as readonly string[]).includes(name)) {
+      throw new UsageError(`option --${name} applies to preprocess, not ${command}`);
+    }
   }
-  const configFile = parsed.values.config;
-  return {
-    command: (first ?? 'serve') as CommandName,
-    help: parsed.values.help === true,
-    version: parsed.values.version === true,
+  const configFile = values.config;
+  const cli: CommandLine = {
+    command,
+    help: values.help === true,
+    version: values.version === true,
     ...(typeof configFile === 'string' ? { configFile } : {}),
     flags,
   };
+  if (command === 'preprocess' && !cli.help) {
+    const { input, out } = values;
+    if (typeof input !== 'string') throw new UsageError('preprocess needs --input conversation.json');
+    if (typeof out !== 'string') throw new UsageError('preprocess needs --out model-input.safetensors');
+    cli.preprocess = { input, out, addGenerationPrompt: values['no-generation-prompt'] !== true };
+  }
+  return cli;
 }
 
 function shortParseError(err: Error & { code?: string }): string {

@@ -10,9 +10,16 @@ export function helpText(version: string): string {
 
 Usage:
   omni-gateway [serve] [options]      run the gateway (the default command)
+  omni-gateway preprocess --input conversation.json --out model-input.safetensors [--no-generation-prompt]
 
 Commands:
   serve        HTTP + WebSocket server: /healthz, /readyz, /metrics
+  preprocess   write what the gateway would hand the runtime for a conversation, as safetensors
+               with the reference processor's tensor names (input_ids, attention_mask,
+               input_features, feature_attention_mask, pixel_values, image_grid_thw,
+               position_ids, rope_deltas). conversation.json: [{ role, content }], content a
+               string or parts { type: "text", text } | { type: "audio" | "image", path };
+               paths are relative to the conversation file. Video parts are not supported yet.
 
 General options:
   -c, --config <file>   JSON file of settings (keys as in the table below, camelCase)

@@ -25,6 +25,19 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
       process.stdout.write(`${packageVersion()}\n`);
       return EXIT_OK;
     }
+    if (cli.preprocess) {
+      const { runPreprocess, ConversationError } = await import('./preprocess.js');
+      try {
+        await runPreprocess(cli.preprocess);
+        return EXIT_OK;
+      } catch (err) {
+        if (err instanceof ConversationError) {
+          process.stderr.write(`omni-gateway preprocess: ${err.message}\n`);
+          return EXIT_USAGE;
+        }
+        throw err;
+      }
+    }
     const config = loadConfig({ flags: cli.flags, env, ...(cli.configFile ? { configFile: cli.configFile } : {}) });
     // Loaded only when serving, so --help and usage errors answer without loading the server.
     const { serve } = await import('./serve.js');
