@@ -24,14 +24,6 @@ const char* SimdLevel() {
 
 namespace {
 
-Napi::TypedArray TypedArg(const Napi::CallbackInfo& info, napi_typedarray_type type, const char* expected) {
-  if (info.Length() < 1 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != type) {
-    throw Napi::TypeError::New(info.Env(), std::string("expected a ") + expected);
-  }
-  return info[0].As<Napi::TypedArray>();
-}
-
 template <typename T>
 const T* Data(const Napi::TypedArray& a) {
   auto* base = static_cast<const uint8_t*>(a.ArrayBuffer().Data());

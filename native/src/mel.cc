@@ -293,7 +293,7 @@ void Frames(const SampleView& view, int64_t t0, int64_t t1, float* out, int64_t 
 void RawFrames(const SampleView& view, int64_t t0, int64_t t1, float* out) { Frames(view, t0, t1, out, kMels, 1); }
 
 void RawFramesMelMajor(const float* x, int64_t samples, float* out, int threads) {
-  const SampleView view{x, 0, samples, samples};
+  const SampleView view{x, 0, samples};
   const int64_t frames = FrameCount(samples);
   // Below ~20 s of audio a second thread costs more to start than it saves.
   constexpr int64_t kMinFramesPerThread = 2000;

@@ -28,7 +28,6 @@ inline int64_t FrameCount(int64_t samples) { return samples / kHop; }
 struct SampleView {
   const float* data;
   int64_t base;
-  int64_t available;  // samples in data
   int64_t total;
 };
 

@@ -72,11 +72,7 @@ Napi::Object ToJs(Napi::Env env, MelResult&& r) {
 }
 
 Napi::Float32Array SamplesArg(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw Napi::TypeError::New(info.Env(), "expected a Float32Array of 16 kHz samples");
-  }
-  return info[0].As<Napi::Float32Array>();
+  return TypedArg(info, napi_float32_array, "Float32Array of 16 kHz samples").As<Napi::Float32Array>();
 }
 
 // At most one thread per core for one clip: more only competes with other sessions.
@@ -242,7 +238,7 @@ class MelStream : public Napi::ObjectWrap<MelStream> {
   void ComputeFrames(int64_t upto, int64_t total) {
     if (upto <= frames_) return;
     raw_.resize(static_cast<size_t>(upto) * kMels);
-    const mel::SampleView view{buf_.data(), base_, static_cast<int64_t>(buf_.size()), total};
+    const mel::SampleView view{buf_.data(), base_, total};
     float* out = raw_.data() + frames_ * kMels;
     mel::RawFrames(view, frames_, upto, out);
     max_ = std::max(max_, mel::MaxOf(out, static_cast<size_t>(upto - frames_) * kMels));

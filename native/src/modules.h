@@ -19,6 +19,14 @@ inline Napi::Error CodedError(Napi::Env env, const char* code, const std::string
   return err;
 }
 
+// The first argument as a typed array of `type`, else a TypeError "expected a <expected>".
+inline Napi::TypedArray TypedArg(const Napi::CallbackInfo& info, napi_typedarray_type type, const char* expected) {
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw Napi::TypeError::New(info.Env(), std::string("expected a ") + expected);
+  }
+  return info[0].As<Napi::TypedArray>();
+}
+
 // Runs a binding body so that C++ exceptions other than Napi::Error (out of memory, a thread that
 // cannot start) reach JavaScript as coded errors instead of terminating the process.
 template <typename F>

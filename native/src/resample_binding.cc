@@ -49,11 +49,7 @@ class ResamplerWrap : public Napi::ObjectWrap<ResamplerWrap> {
 
  private:
   Napi::Value Process(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsTypedArray() ||
-        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      throw Napi::TypeError::New(info.Env(), "expected a Float32Array of samples");
-    }
-    auto in = info[0].As<Napi::Float32Array>();
+    auto in = TypedArg(info, napi_float32_array, "Float32Array of samples").As<Napi::Float32Array>();
     const int64_t n = static_cast<int64_t>(in.ElementLength());
     return Guarded(info.Env(), [&]() -> Napi::Value {
       auto out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(r_.ProcessCount(n)));
