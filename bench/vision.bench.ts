@@ -2,6 +2,8 @@
 // our path (sharp decode, native kernel on the libuv pool) against @huggingface/transformers'
 // (transformers.js) Qwen2VLImageProcessor configured with the same Qwen3-Omni values, on the same
 // JPEGs in one run; plus the kernel alone on already decoded pixels. Run: npm run bench
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Qwen2VLImageProcessor, RawImage } from '@huggingface/transformers';
 import sharp from 'sharp';
 import { bench, describe } from 'vitest';
@@ -28,6 +30,18 @@ const processor = new Qwen2VLImageProcessor({
 // buffers back for reuse.
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+// Every task starts from a collected heap, so it does not pay for the garbage the task before it
+// left: transformers.js leaves hundreds of MB of typed arrays, whose collection otherwise lands
+// in the next native task's timings (and ours in its). `gc` is exposed at run time for this.
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+const fromCleanHeap = {
+  setup: async () => {
+    collectGarbage();
+    await tick(); // let finalizers hand pooled buffers back
+  },
+};
+
 // Photo-like content (noise over gradients) so JPEG decoding does real work.
 async function testJpeg(width: number, height: number): Promise<Buffer> {
   const noise = await sharp({ create: { width, height, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 40 } } })
@@ -46,21 +60,21 @@ for (const [width, height] of [[1280, 720], [1920, 1080]] as const) {
     bench('native imageToPatches (sharp decode + native resize/patchify)', async () => {
       await imageToPatches(jpeg);
       await tick();
-    });
+    }, fromCleanHeap);
     bench('transformers.js RawImage.fromBlob + Qwen2VLImageProcessor', async () => {
       await processor(await RawImage.fromBlob(new Blob([jpeg])));
       await tick();
-    });
+    }, fromCleanHeap);
   });
 
   describe(`image patches, ${width}x${height} decoded RGB (resize + normalise + patchify only)`, () => {
     bench('native rgbToPatches', async () => {
       await rgbToPatches(decoded.rgb, decoded.width, decoded.height);
       await tick();
-    });
+    }, fromCleanHeap);
     bench('transformers.js Qwen2VLImageProcessor', async () => {
       await processor(raw);
       await tick();
-    });
+    }, fromCleanHeap);
   });
 }

@@ -79,7 +79,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterResample(env, exports);
   RegisterImage(env, exports);
   exports.Set("simdLevel", Napi::String::New(env, SimdLevel()));
-  exports.Set("abiVersion", Napi::Number::New(env, 4));
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
   return exports;
 }
 

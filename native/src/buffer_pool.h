@@ -21,7 +21,11 @@ PooledFloats AcquireFloats(size_t count);
 void ReleaseFloats(PooledFloats buffer);
 
 // Hands `buffer` (its first `count` floats) to JavaScript without copying, as an ArrayBuffer that
-// returns it to the pool when collected; V8 is told the size so it collects on time.
+// returns it to the pool when collected (V8 counts its size towards the next collection).
 Napi::ArrayBuffer ToArrayBuffer(Napi::Env env, PooledFloats buffer, size_t count);
+
+// Process-wide: makes glibc keep and reuse freed multi-MB blocks instead of returning them to the
+// kernel (see buffer_pool.cc). Called once when the image bindings load; a no-op elsewhere.
+void TuneAllocator();
 
 }  // namespace omni

@@ -2,6 +2,11 @@
 //   imageToPatches(rgb, width, height, outH, outW, threads?) -> Promise<{ pixelValues, gridT, gridH,
 //       gridW }>, resize + normalise + patchify on the libuv pool (a 1080p image is tens of
 //       milliseconds), with up to `threads` threads (default 1) for large images
+//   temporalPatches(first, second | null, width, height, outH, outW, threads, bf16) -> the same for
+//       one temporal step of a video (first -> slot 0, second -> slot 1; null repeats first), as
+//       Float32Array or, with bf16, Uint16Array of bfloat16 bits
+//   i420ToRgb(i420, width, height) -> Promise<Uint8Array> of RGB from a packed I420 frame
+//       (BT.601 limited range, the WebRTC default), on the libuv pool
 //   compositeOnWhite(rgba) -> Promise<Uint8Array> of RGB over white, rounded as Pillow's paste
 //   imageResizeSync(rgb, width, height, outH, outW) -> Uint8Array of the resized RGB, on the calling
 //       thread: the reference's uint8 intermediate, for tests and diagnostics
@@ -26,35 +31,46 @@ constexpr int64_t kMaxSide = 1 << 15;
 
 struct Args {
   Napi::Uint8Array rgb;
-  int width, height, out_h, out_w;
+  int width = 0, height = 0, out_h = 0, out_w = 0;
   int threads = 1;
+  Napi::Uint8Array second;  // empty: image (first frame repeated)
+  bool bf16 = false;
 };
 
-Args ParseArgs(const Napi::CallbackInfo& info) {
+bool IsUint8Array(const Napi::Value& v) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+}
+
+// (rgb, width, height, outH, outW, threads?) from argument `base`; base 1 leaves argument 0 free.
+Args ParseArgs(const Napi::CallbackInfo& info, size_t base = 0) {
   Napi::Env env = info.Env();
-  if (info.Length() < 5 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+  if (info.Length() < 5 + base || !IsUint8Array(info[0])) {
     throw CodedError(env, "image_option_invalid", "expected (rgb: Uint8Array, width, height, outH, outW)");
   }
   int64_t v[4];
   const char* names[4] = {"width", "height", "outH", "outW"};
   for (int i = 0; i < 4; ++i) {
-    const double d = info[i + 1].IsNumber() ? info[i + 1].As<Napi::Number>().DoubleValue() : -1;
+    const Napi::Value arg = info[i + 1 + base];
+    const double d = arg.IsNumber() ? arg.As<Napi::Number>().DoubleValue() : -1;
     if (!(d >= 1 && d <= kMaxSide) || d != static_cast<double>(static_cast<int64_t>(d))) {
       throw CodedError(env, "image_option_invalid",
                        std::string(names[i]) + " must be an integer in 1.." + std::to_string(kMaxSide));
     }
     v[i] = static_cast<int64_t>(d);
   }
-  Args a{info[0].As<Napi::Uint8Array>(), static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]),
-         static_cast<int>(v[3])};
+  Args a;
+  a.rgb = info[0].As<Napi::Uint8Array>();
+  a.width = static_cast<int>(v[0]);
+  a.height = static_cast<int>(v[1]);
+  a.out_h = static_cast<int>(v[2]);
+  a.out_w = static_cast<int>(v[3]);
   if (a.rgb.ByteLength() != static_cast<size_t>(v[0] * v[1] * 3)) {
     throw CodedError(env, "image_option_invalid",
                      "rgb must hold width * height * 3 = " + std::to_string(v[0] * v[1] * 3) + " bytes, got " +
                          std::to_string(a.rgb.ByteLength()));
   }
-  if (info.Length() > 5 && info[5].IsNumber()) {
-    const int t = info[5].As<Napi::Number>().Int32Value();
+  if (info.Length() > 5 + base && info[5 + base].IsNumber()) {
+    const int t = info[5 + base].As<Napi::Number>().Int32Value();
     a.threads = t < 1 ? 1 : (t > 64 ? 64 : t);
   }
   if (a.out_h % image::kFactor != 0 || a.out_w % image::kFactor != 0) {
@@ -71,7 +87,12 @@ class PatchesWorker : public Napi::AsyncWorker {
         deferred_(Napi::Promise::Deferred::New(env)),
         rgb_ref_(Napi::Persistent(a.rgb)),  // keeps the pixels alive while the pool reads them
         rgb_(a.rgb.Data()),
-        width_(a.width), height_(a.height), out_h_(a.out_h), out_w_(a.out_w), threads_(a.threads) {}
+        width_(a.width), height_(a.height), out_h_(a.out_h), out_w_(a.out_w), threads_(a.threads), bf16_(a.bf16) {
+    if (!a.second.IsEmpty()) {
+      second_ref_ = Napi::Persistent(a.second);
+      second_ = a.second.Data();
+    }
+  }
 
   ~PatchesWorker() override {
     if (out_.data) ReleaseFloats(out_);
@@ -81,12 +102,12 @@ class PatchesWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      out_ = AcquireFloats(Count());
+      out_ = AcquireFloats(Floats());
     } catch (const std::bad_alloc&) {
-      SetError("out of memory for " + std::to_string(Count()) + " floats");
+      SetError("out of memory for " + std::to_string(Count()) + " values");
       return;
     }
-    image::ImageToPatches(rgb_, width_, height_, out_h_, out_w_, out_.data, threads_);
+    image::TemporalPatches(rgb_, second_, width_, height_, out_h_, out_w_, out_.data, bf16_, threads_);
   }
 
   void OnOK() override {
@@ -94,9 +115,13 @@ class PatchesWorker : public Napi::AsyncWorker {
     const size_t count = Count();
     const PooledFloats out = out_;
     out_ = PooledFloats{nullptr, 0};  // ToArrayBuffer owns it now, even if it throws
-    auto buffer = ToArrayBuffer(env, out, count);
+    auto buffer = ToArrayBuffer(env, out, Floats());
     Napi::Object obj = Napi::Object::New(env);
-    obj.Set("pixelValues", Napi::Float32Array::New(env, count, buffer, 0));
+    if (bf16_) {
+      obj.Set("pixelValues", Napi::Uint16Array::New(env, count, buffer, 0));
+    } else {
+      obj.Set("pixelValues", Napi::Float32Array::New(env, count, buffer, 0));
+    }
     obj.Set("gridT", Napi::Number::New(env, 1));
     obj.Set("gridH", Napi::Number::New(env, out_h_ / image::kPatch));
     obj.Set("gridW", Napi::Number::New(env, out_w_ / image::kPatch));
@@ -109,14 +134,19 @@ class PatchesWorker : public Napi::AsyncWorker {
   }
 
  private:
+  // Values in the output, and the floats of pool memory they take (bf16 packs two per float).
   size_t Count() const {
     return static_cast<size_t>(out_h_ / image::kPatch) * (out_w_ / image::kPatch) * image::kRowFloats;
   }
+  size_t Floats() const { return bf16_ ? Count() / 2 : Count(); }
 
   Napi::Promise::Deferred deferred_;
   Napi::Reference<Napi::Uint8Array> rgb_ref_;
+  Napi::Reference<Napi::Uint8Array> second_ref_;
   const uint8_t* rgb_;
+  const uint8_t* second_ = nullptr;
   int width_, height_, out_h_, out_w_, threads_;
+  bool bf16_;
   PooledFloats out_{nullptr, 0};
 };
 
@@ -124,6 +154,77 @@ Napi::Value ImageToPatches(const Napi::CallbackInfo& info) {
   auto* worker = new PatchesWorker(info.Env(), ParseArgs(info));
   worker->Queue();
   return worker->Promise();
+}
+
+// temporalPatches(first, second | null, width, height, outH, outW, threads, bf16)
+Napi::Value TemporalPatches(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Args a = ParseArgs(info, 1);
+  if (info.Length() > 1 && IsUint8Array(info[1])) {
+    a.second = info[1].As<Napi::Uint8Array>();
+    if (a.second.ByteLength() != a.rgb.ByteLength()) {
+      throw CodedError(env, "image_option_invalid", "both frames of a temporal patch must have the same size");
+    }
+  } else if (info.Length() < 2 || !(info[1].IsNull() || info[1].IsUndefined())) {
+    throw CodedError(env, "image_option_invalid", "second frame must be a Uint8Array or null");
+  }
+  a.bf16 = info.Length() > 7 && info[7].ToBoolean().Value();
+  auto* worker = new PatchesWorker(env, a);
+  worker->Queue();
+  return worker->Promise();
+}
+
+class I420Worker : public Napi::AsyncWorker {
+ public:
+  I420Worker(Napi::Env env, Napi::Uint8Array i420, int width, int height)
+      : Napi::AsyncWorker(env, "omni.i420ToRgb"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        in_ref_(Napi::Persistent(i420)),
+        in_(i420.Data()),
+        width_(width), height_(height),
+        out_(Napi::Persistent(Napi::Uint8Array::New(env, static_cast<size_t>(width) * height * 3))),
+        out_data_(out_.Value().Data()) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+  void Execute() override {
+    const int cw = (width_ + 1) / 2, ch = (height_ + 1) / 2;
+    const uint8_t* u = in_ + static_cast<size_t>(width_) * height_;
+    const uint8_t* v = u + static_cast<size_t>(cw) * ch;
+    image::I420ToRgb(in_, width_, u, v, cw, width_, height_, out_data_);
+  }
+  void OnOK() override { deferred_.Resolve(out_.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Uint8Array> in_ref_;
+  const uint8_t* in_;
+  int width_, height_;
+  Napi::Reference<Napi::Uint8Array> out_;
+  uint8_t* out_data_;
+};
+
+Napi::Value I420ToRgb(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 3 || !IsUint8Array(info[0]) || !info[1].IsNumber() || !info[2].IsNumber()) {
+      throw CodedError(env, "frame_invalid", "expected (i420: Uint8Array, width, height)");
+    }
+    const double w = info[1].As<Napi::Number>().DoubleValue(), h = info[2].As<Napi::Number>().DoubleValue();
+    if (!(w >= 1 && w <= kMaxSide && h >= 1 && h <= kMaxSide) || w != static_cast<int>(w) || h != static_cast<int>(h)) {
+      throw CodedError(env, "frame_invalid", "width and height must be integers in 1.." + std::to_string(kMaxSide));
+    }
+    const int width = static_cast<int>(w), height = static_cast<int>(h);
+    const size_t need = static_cast<size_t>(width) * height + 2 * static_cast<size_t>((width + 1) / 2) * ((height + 1) / 2);
+    auto i420 = info[0].As<Napi::Uint8Array>();
+    if (i420.ByteLength() != need) {
+      throw CodedError(env, "frame_invalid", "an I420 frame of " + std::to_string(width) + "x" + std::to_string(height) +
+                                                 " is " + std::to_string(need) + " bytes, got " +
+                                                 std::to_string(i420.ByteLength()));
+    }
+    auto* worker = new I420Worker(env, i420, width, height);
+    worker->Queue();
+    return worker->Promise();
+  });
 }
 
 // RGBA -> RGB on white, on the libuv pool (a multi-megapixel image is a few milliseconds).
@@ -172,8 +273,11 @@ Napi::Value ImageResizeSync(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterImage(Napi::Env env, Napi::Object exports) {
+  TuneAllocator();  // before the first image is decoded (decode.ts loads the addon first)
   exports.Set("imageToPatches", Napi::Function::New(env, ImageToPatches, "imageToPatches"));
   exports.Set("compositeOnWhite", Napi::Function::New(env, CompositeOnWhite, "compositeOnWhite"));
+  exports.Set("temporalPatches", Napi::Function::New(env, TemporalPatches, "temporalPatches"));
+  exports.Set("i420ToRgb", Napi::Function::New(env, I420ToRgb, "i420ToRgb"));
   exports.Set("imageResizeSync", Napi::Function::New(env, ImageResizeSync, "imageResizeSync"));
 }
 

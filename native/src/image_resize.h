@@ -10,9 +10,13 @@
 // Normalise: (x - 127.5) / 127.5 in float32 (mean = std = 0.5 folded with the 1/255 rescale, the
 // reference's own fused form), looked up from a 256-entry table.
 //
-// Patchify: rows of 1536 floats, one per 16x16 patch; rows enumerate 2x2 merge blocks in raster
-// order, then the 4 patches of a block in raster order; a row holds (channel, temporal, y, x) with
-// both temporal copies identical (an image is its own second frame).
+// Patchify: rows of 1536 values, one per 16x16 patch; rows enumerate 2x2 merge blocks in raster
+// order, then the 4 patches of a block in raster order; a row holds (channel, temporal, y, x). An
+// image is its own second frame (both temporal copies identical); a video's temporal patch holds
+// two consecutive sampled frames.
+//
+// Output dtype: float32, or bfloat16 (round to nearest even) for the wire -- half the bytes, and
+// the normalised values of 256 levels lose nothing the model's bf16 weights would keep.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -49,5 +53,19 @@ void ResizeRgb(const uint8_t* rgb, int width, int height, int out_h, int out_w, 
 // floats. out_h and out_w must be positive multiples of 32. Large images are split by rows over up
 // to `threads` threads (same result for any count).
 void ImageToPatches(const uint8_t* rgb, int width, int height, int out_h, int out_w, float* out, int threads = 1);
+
+// One temporal patch step: `first` fills temporal slot 0 and `second` slot 1 (both width x height
+// RGB); second == nullptr or == first is the image case. `out` is float* for float32 or uint16_t*
+// for bfloat16, (out_h / 16) * (out_w / 16) rows of 1536 values.
+void TemporalPatches(const uint8_t* first, const uint8_t* second, int width, int height, int out_h, int out_w,
+                     void* out, bool bf16, int threads = 1);
+
+// float32 -> bfloat16 bits, round to nearest even (NaN stays NaN).
+uint16_t ToBf16(float v);
+
+// I420 (BT.601 limited range, the WebRTC default) -> interleaved 8-bit RGB, chroma upsampled by
+// pixel replication as libyuv does. Planes are read with their own strides; odd sizes are allowed.
+void I420ToRgb(const uint8_t* y, int y_stride, const uint8_t* u, const uint8_t* v, int uv_stride, int width, int height,
+               uint8_t* rgb);
 
 }  // namespace omni::image

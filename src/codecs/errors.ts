@@ -35,6 +35,17 @@ export const CODEC_ERROR_CODES = [
   'image_too_large',
   'image_aspect_ratio_invalid',
   'image_option_invalid',
+  // video input (files and live frames)
+  'video_empty',
+  'video_format_unsupported',
+  'video_decode_failed',
+  'video_too_short',
+  'video_too_long',
+  'video_too_large',
+  'video_aspect_ratio_invalid',
+  'video_option_invalid',
+  'frame_invalid',
+  'frame_sampler_closed',
   // text tokenizer
   'tokenizer_unavailable',
   'token_id_invalid',

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Bumped in native/src/addon.cc whenever the binding surface changes. */
-export const NATIVE_ABI_VERSION = 4;
+export const NATIVE_ABI_VERSION = 5;
 
 export interface NativeAddon {
   pcm16leToFloat32(bytes: Uint8Array): Float32Array;
@@ -31,6 +31,22 @@ export interface NativeAddon {
    * split by rows over up to `threads` threads (default 1; identical output for any count).
    */
   imageToPatches(rgb: Uint8Array, width: number, height: number, outH: number, outW: number, threads?: number): Promise<NativeImagePatches>;
+  /**
+   * One temporal step of a video: `first` fills temporal slot 0, `second` slot 1 (null repeats
+   * `first`, the image case); bf16 returns bfloat16 bits. Rejects with image_option_invalid.
+   */
+  temporalPatches(
+    first: Uint8Array,
+    second: Uint8Array | null,
+    width: number,
+    height: number,
+    outH: number,
+    outW: number,
+    threads: number,
+    bf16: boolean,
+  ): Promise<{ pixelValues: Float32Array | Uint16Array; gridT: number; gridH: number; gridW: number }>;
+  /** Packed I420 (BT.601 limited range) -> 8-bit RGB on the libuv pool; rejects with frame_invalid. */
+  i420ToRgb(i420: Uint8Array, width: number, height: number): Promise<Uint8Array>;
   /** RGBA over a white background -> RGB, rounded as Pillow's paste(mask=alpha), on the libuv pool. */
   compositeOnWhite(rgba: Uint8Array): Promise<Uint8Array>;
   /** The resized 8-bit RGB alone (the reference's uint8 intermediate), on the calling thread. */

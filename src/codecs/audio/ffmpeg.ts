@@ -146,19 +146,24 @@ export interface FfmpegDecodeResult {
 
 export const MODEL_SAMPLE_RATE = 16000;
 
-/** Decode `bytes` to 16 kHz mono float32 with ffmpeg. Rejects only with CodecError (or `signal.reason`). */
-export function decodeWithFfmpeg(bytes: Uint8Array, options: FfmpegDecodeOptions): Promise<FfmpegDecodeResult> {
+/**
+ * Decode `source` (encoded bytes, fed on stdin, or a file ffmpeg reads itself -- a video's
+ * soundtrack, without loading the whole file) to 16 kHz mono float32 with ffmpeg. Rejects only
+ * with CodecError (or `signal.reason`).
+ */
+export function decodeWithFfmpeg(source: Uint8Array | { path: string }, options: FfmpegDecodeOptions): Promise<FfmpegDecodeResult> {
   const { binary, maxSamples, timeoutMs, signal } = options;
   if (signal?.aborted) return Promise.reject(signal.reason as Error);
   const sink = new WavFloatSink(maxSamples);
   const stderr = new StderrLog();
   const input = new PassThrough();
-  input.end(bytes);
+  if (source instanceof Uint8Array) input.end(source);
+  else input.end();
   const resampler = binary.soxr ? `aresample=${MODEL_SAMPLE_RATE}:resampler=soxr` : `aresample=${MODEL_SAMPLE_RATE}`;
   // One sample past the limit is enough to know the input is too long; ffmpeg stops there.
   const maxSeconds = (maxSamples + 1) / MODEL_SAMPLE_RATE;
   const command = ffmpeg({ stdoutLines: 200 })
-    .input(input)
+    .input(source instanceof Uint8Array ? input : source.path)
     .outputOptions([
       '-hide_banner',
       '-nostats',
