@@ -10,6 +10,10 @@ export const FUSION_ERROR_CODES = [
   // media marker or pad ids inside a text segment would shift every later placeholder
   'text_contains_media_token',
   'message_invalid',
+  // a tool definition that is not a JSON object naming its function, or holds non-JSON data
+  'tool_invalid',
+  // an assistant tool call without a function name, or with arguments neither a string nor an object
+  'tool_call_invalid',
   // a token-id sequence whose media markers disagree with the media lists given with it
   'media_count_mismatch',
   // a thinking setting outside what the policy allows (budget not a positive integer, above the cap)

@@ -9,10 +9,20 @@
 // turn after the last text-only user query renders `<think>\n{reasoning}\n</think>\n\n{content}`;
 // earlier ones lose their reasoning. `enableThinking: false` prefills an empty think block (Qwen3
 // convention; whether the Omni template has the switch is open, spec §3.2).
+//
+// Tools follow the Qwen3 template: with `tools`, a system turn holds the first message's system
+// content (if any) + `\n\n` and the `# Tools` block with one `tojson` line per tool; assistant
+// `toolCalls` follow the content as `<tool_call>` blocks; consecutive `tool` messages share one user
+// turn, each wrapped in `<tool_response>`. A string user message that is wholly a
+// `<tool_response>…</tool_response>` is not a query for the reasoning rule.
 import { SPECIAL_IDS } from '../codecs/text/special_tokens.js';
 import { FusionError } from './errors.js';
 import type { Grid } from './placeholders.js';
 import type { Segment } from './sequence.js';
+import { TOOL_IDS, TOOL_TOKEN_TEXT, TOOLS_HEAD, TOOLS_TAIL, toolCallBody, toolLines, type ToolCall, type ToolDefinition } from './tool_format.js';
+
+export type { ToolCall, ToolDefinition, ToolFunctionCall } from './tool_format.js';
+export type { JsonObject, JsonValue } from './tool_json.js';
 
 export type ContentPart =
   | { type: 'text'; text: string }
@@ -22,7 +32,7 @@ export type ContentPart =
   /** `audioFrames`: the soundtrack's mel frames when it is interleaved (use_audio_in_video). */
   | { type: 'video'; grid: Grid; secondPerGrid: number; audioFrames?: number };
 
-export type Role = 'system' | 'user' | 'assistant';
+export type Role = 'system' | 'user' | 'assistant' | 'tool';
 
 export interface ChatMessage {
   role: Role;
@@ -30,6 +40,8 @@ export interface ChatMessage {
   content: string | readonly ContentPart[];
   /** Assistant reasoning (the template's `reasoning_content`). */
   reasoning?: string;
+  /** Assistant tool calls (the template's `tool_calls`), rendered after the content. */
+  toolCalls?: readonly ToolCall[];
 }
 
 export interface TemplateOptions {
@@ -37,6 +49,8 @@ export interface TemplateOptions {
   addGenerationPrompt?: boolean;
   /** false: prefill `<think>\n\n</think>\n\n` after the generation prompt. */
   enableThinking?: boolean;
+  /** Tool definitions for the `# Tools` system block; none or an empty list: no block. */
+  tools?: readonly ToolDefinition[];
 }
 
 export type MediaSegment = Exclude<Segment, { type: 'tokens' }>;
@@ -51,6 +65,7 @@ const TOKEN_TEXT: ReadonlyMap<number, string> = new Map([
   [SPECIAL_IDS.imEnd, '<|im_end|>'],
   [SPECIAL_IDS.think, '<think>'],
   [SPECIAL_IDS.thinkEnd, '</think>'],
+  ...TOOL_TOKEN_TEXT,
 ]);
 
 /** Python str.strip/lstrip/rstrip with a character set. */
@@ -79,11 +94,22 @@ class Pieces {
   media(segment: MediaSegment): void {
     this.list.push({ type: 'media', segment });
   }
+  /** Template text with the tool tokens in it as special pieces (never for message content). */
+  markup(t: string): void {
+    for (const part of t.split(TOOL_TOKEN_RE)) {
+      const id = TOOL_TOKEN_ID.get(part);
+      if (id !== undefined) this.special(id);
+      else this.text(part);
+    }
+  }
 }
+
+const TOOL_TOKEN_ID: ReadonlyMap<string, number> = new Map([...TOOL_TOKEN_TEXT].map(([id, t]) => [t, id]));
+const TOOL_TOKEN_RE = /(<\/?tool_call>|<\/?tool_response>)/;
 
 function checkMessage(m: ChatMessage, i: number): void {
   const param = `messages[${i}]`;
-  if (m.role !== 'system' && m.role !== 'user' && m.role !== 'assistant') {
+  if (m.role !== 'system' && m.role !== 'user' && m.role !== 'assistant' && m.role !== 'tool') {
     throw new FusionError('message_invalid', `unknown role ${String(m.role)}`, `${param}.role`);
   }
   if (typeof m.content !== 'string' && !Array.isArray(m.content)) {
@@ -92,6 +118,14 @@ function checkMessage(m: ChatMessage, i: number): void {
   const parts = typeof m.content === 'string' ? [] : (m.content as readonly ContentPart[]);
   if (m.role === 'assistant' && parts.some((p) => p.type !== 'text')) {
     throw new FusionError('message_invalid', 'assistant turns carry text only', `${param}.content`);
+  }
+  if (m.toolCalls !== undefined && m.toolCalls !== null) {
+    if (m.role !== 'assistant') {
+      throw new FusionError('message_invalid', 'only assistant turns carry tool calls', `${param}.toolCalls`);
+    }
+    if (!Array.isArray(m.toolCalls)) {
+      throw new FusionError('tool_call_invalid', 'toolCalls must be a list', `${param}.toolCalls`);
+    }
   }
 }
 
@@ -126,8 +160,43 @@ function assistantText(content: ChatMessage['content']): string {
 export function layout(messages: readonly ChatMessage[], options: TemplateOptions = {}): LayoutPiece[] {
   messages.forEach(checkMessage);
   const p = new Pieces();
+  const tools = options.tools === undefined || options.tools === null ? [] : toolLines(options.tools);
+  // the first message's system content moves into the tools turn
+  const systemInTools = tools.length > 0 && messages[0]?.role === 'system';
+  if (tools.length > 0) {
+    p.special(SPECIAL_IDS.imStart);
+    p.text('system\n');
+    if (systemInTools) {
+      contentPieces(p, (messages[0] as ChatMessage).content);
+      p.text('\n\n');
+    }
+    p.markup(TOOLS_HEAD);
+    for (const line of tools) p.text(`\n${line}`);
+    p.markup(TOOLS_TAIL);
+    p.special(SPECIAL_IDS.imEnd);
+    p.text('\n');
+  }
   const lastQuery = lastQueryIndex(messages);
   messages.forEach((m, i) => {
+    if (i === 0 && systemInTools) return;
+    if (m.role === 'tool') {
+      // consecutive tool results share one user turn
+      if (messages[i - 1]?.role !== 'tool') {
+        p.special(SPECIAL_IDS.imStart);
+        p.text('user');
+      }
+      p.text('\n');
+      p.special(TOOL_IDS.toolResponse);
+      p.text('\n');
+      contentPieces(p, m.content);
+      p.text('\n');
+      p.special(TOOL_IDS.toolResponseEnd);
+      if (messages[i + 1]?.role !== 'tool') {
+        p.special(SPECIAL_IDS.imEnd);
+        p.text('\n');
+      }
+      return;
+    }
     p.special(SPECIAL_IDS.imStart);
     if (m.role !== 'assistant') {
       p.text(`${m.role}\n`);
@@ -152,6 +221,14 @@ export function layout(messages: readonly ChatMessage[], options: TemplateOption
       } else {
         p.text(content);
       }
+      (m.toolCalls ?? []).forEach((call, j) => {
+        // the template tests the content after the think split, before its lstrip
+        if (j > 0 || content.length > 0) p.text('\n');
+        const body = toolCallBody(call, `messages[${i}].toolCalls[${j}]`);
+        p.special(TOOL_IDS.toolCall);
+        p.text(body);
+        p.special(TOOL_IDS.toolCallEnd);
+      });
     }
     p.special(SPECIAL_IDS.imEnd);
     p.text('\n');
