@@ -36,7 +36,7 @@ describe('safetensors container', () => {
 describe('conversation validation', () => {
   it.each([
     [{}, 'the conversation must be a JSON array of messages'],
-    [[{ role: 'robot', content: 'hi' }], 'messages[0].role must be system, user or assistant, got "robot"'],
+    [[{ role: 'robot', content: 'hi' }], 'messages[0].role must be system, user, assistant or tool, got "robot"'],
     [[{ role: 'user', content: 5 }], 'messages[0].content must be a string or a list of parts'],
     [[{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'gif', path: 'x' }] }], 'messages[0].content[1]: unknown part type "gif"'],
     [[{ role: 'user', content: [{ type: 'audio' }] }], 'messages[0].content[0].path must name a audio file'],
@@ -64,12 +64,34 @@ describe('conversation validation', () => {
     writeFileSync(join(dir, 'v.mp4'), 'x');
     let r = spawnSync(process.execPath, [BIN, 'preprocess', '--input', join(dir, 'c.json'), '--out', join(dir, 'o')], { encoding: 'utf8' });
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('messages[0].content[0]: video input is not supported by this build yet');
+    expect(r.stderr).toMatch(/messages\[0\]\.content\[0\]: video_format_unsupported: not a recognised video file/);
     r = spawnSync(process.execPath, [BIN, 'preprocess', '--input', join(dir, 'c.json')], { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('preprocess needs --out');
     r = spawnSync(process.execPath, [BIN, 'preprocess', '--port', '1', '-i', 'a', '-o', 'b'], { encoding: 'utf8' });
     expect(r.stderr).toContain('option --port applies to serve, not preprocess');
+  });
+});
+
+describe('tools in the conversation file', () => {
+  it('{ messages, tools } renders the tool block, assistant tool calls and tool responses', async () => {
+    const conv = parseConversation({
+      tools: [{ type: 'function', function: { name: 'get_time', description: 'Current time', parameters: { type: 'object', properties: {} } } }],
+      messages: [
+        { role: 'user', content: 'What time is it?' },
+        { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_time', arguments: {} } }] },
+        { role: 'tool', content: '12:00' },
+      ],
+    });
+    const t = await preprocessConversation(conv, { addGenerationPrompt: true, baseDir: '.' });
+    const ids = Array.from(new BigInt64Array(new Uint8Array(t.input_ids!.data).buffer), Number);
+    expect(ids.filter((id) => id === 151_657)).toHaveLength(3); // <tool_call>: twice in the system block's instructions, once for the call
+    expect(ids.filter((id) => id === 151_665)).toHaveLength(1); // <tool_response>
+  });
+
+  it('rejects tool calls on a user message and a non-list tools, naming them', () => {
+    expect(() => parseConversation([{ role: 'user', content: 'x', tool_calls: [] }])).toThrow('messages[0].tool_calls must be a list, on an assistant message');
+    expect(() => parseConversation({ messages: [], tools: {} })).toThrow('tools must be a list');
   });
 });
 

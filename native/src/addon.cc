@@ -78,8 +78,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterMel(env, exports);
   RegisterResample(env, exports);
   RegisterImage(env, exports);
+  RegisterEngine(env, exports);
+  RegisterEncoders(env, exports);
   exports.Set("simdLevel", Napi::String::New(env, SimdLevel()));
-  exports.Set("abiVersion", Napi::Number::New(env, 5));
+  exports.Set("abiVersion", Napi::Number::New(env, 6));
   return exports;
 }
 

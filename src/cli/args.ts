@@ -4,7 +4,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SETTINGS, type SettingKey } from '../config/settings.js';
 
-export const COMMANDS = ['serve', 'preprocess'] as const;
+export const COMMANDS = ['serve', 'preprocess', 'demo-model'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export class UsageError extends Error {
@@ -22,10 +22,13 @@ export interface CommandLine {
   configFile?: string;
   flags: Partial<Record<SettingKey, string>>;
   /** `preprocess` only. */
-  preprocess?: { input: string; out: string; addGenerationPrompt: boolean };
+  preprocess?: { input: string; out: string; addGenerationPrompt: boolean; useAudioInVideo: boolean; fps?: number; videoGridFps?: number };
+  /** `demo-model` only. */
+  demoModel?: { out: string; size: 'tiny' | 'small'; seed: number };
 }
 
-const PREPROCESS_OPTIONS = ['input', 'out', 'no-generation-prompt'] as const;
+const PREPROCESS_OPTIONS = ['input', 'no-generation-prompt', 'use-audio-in-video', 'fps', 'video-grid-fps'] as const;
+const DEMO_MODEL_OPTIONS = ['size', 'seed'] as const;
 
 const flagToKey = new Map<string, SettingKey>(
   (Object.keys(SETTINGS) as SettingKey[]).map((key) => [SETTINGS[key].flag, key]),
@@ -39,7 +42,20 @@ const options: NonNullable<ParseArgsConfig['options']> = {
   input: { type: 'string', short: 'i' },
   out: { type: 'string', short: 'o' },
   'no-generation-prompt': { type: 'boolean' },
+  'use-audio-in-video': { type: 'boolean' },
+  fps: { type: 'string' },
+  'video-grid-fps': { type: 'string' },
+  size: { type: 'string' },
+  seed: { type: 'string' },
 };
+
+/** A positive finite number from a flag, or a usage error naming it. */
+function positiveNumber(name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === 'string' && /^\s*[0-9.eE+-]+\s*$/.test(value) ? Number(value) : NaN;
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`--${name} must be a positive number, got ${JSON.stringify(value)}`);
+  return n;
+}
 
 export function parseCommandLine(argv: readonly string[]): CommandLine {
   let parsed: ReturnType<typeof parseArgs>;
@@ -67,6 +83,10 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (command !== 'preprocess' && (PREPROCESS_OPTIONS as readonly string[]).includes(name)) {
       throw new UsageError(`option --${name} applies to preprocess, not ${command}`);
     }
+    if (command !== 'demo-model' && (DEMO_MODEL_OPTIONS as readonly string[]).includes(name)) {
+      throw new UsageError(`option --${name} applies to demo-model, not ${command}`);
+    }
+    if (name === 'out' && command === 'serve') throw new UsageError('option --out applies to preprocess and demo-model, not serve');
   }
   const configFile = values.config;
   const cli: CommandLine = {
@@ -80,7 +100,23 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     const { input, out } = values;
     if (typeof input !== 'string') throw new UsageError('preprocess needs --input conversation.json');
     if (typeof out !== 'string') throw new UsageError('preprocess needs --out model-input.safetensors');
-    cli.preprocess = { input, out, addGenerationPrompt: values['no-generation-prompt'] !== true };
+    const fps = positiveNumber('fps', values.fps);
+    const videoGridFps = positiveNumber('video-grid-fps', values['video-grid-fps']);
+    cli.preprocess = {
+      input,
+      out,
+      addGenerationPrompt: values['no-generation-prompt'] !== true,
+      useAudioInVideo: values['use-audio-in-video'] === true,
+      ...(fps !== undefined ? { fps } : {}),
+      ...(videoGridFps !== undefined ? { videoGridFps } : {}),
+    };
+  }
+  if (command === 'demo-model' && !cli.help) {
+    const { out, size = 'tiny', seed = '0' } = values;
+    if (typeof out !== 'string') throw new UsageError('demo-model needs --out DIR');
+    if (size !== 'tiny' && size !== 'small') throw new UsageError(`--size must be tiny or small, got ${JSON.stringify(size)}`);
+    if (typeof seed !== 'string' || !/^\d{1,9}$/.test(seed)) throw new UsageError(`--seed must be a non-negative integer, got ${JSON.stringify(seed)}`);
+    cli.demoModel = { out, size, seed: Number(seed) };
   }
   return cli;
 }

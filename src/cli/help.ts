@@ -10,16 +10,28 @@ export function helpText(version: string): string {
 
 Usage:
   omni-gateway [serve] [options]      run the gateway (the default command)
-  omni-gateway preprocess --input conversation.json --out model-input.safetensors [--no-generation-prompt]
+  omni-gateway preprocess --input conversation.json --out model-input.safetensors
+               [--fps F] [--video-grid-fps F] [--use-audio-in-video] [--no-generation-prompt]
+  omni-gateway demo-model --out DIR [--size tiny|small] [--seed S]
 
 Commands:
   serve        HTTP + WebSocket server: /healthz, /readyz, /metrics
   preprocess   write what the gateway would hand the runtime for a conversation, as safetensors
                with the reference processor's tensor names (input_ids, attention_mask,
                input_features, feature_attention_mask, pixel_values, image_grid_thw,
-               position_ids, rope_deltas). conversation.json: [{ role, content }], content a
-               string or parts { type: "text", text } | { type: "audio" | "image", path };
-               paths are relative to the conversation file. Video parts are not supported yet.
+               pixel_values_videos, video_grid_thw, video_second_per_grid, position_ids,
+               rope_deltas). conversation.json: [{ role, content }] or { messages, tools };
+               content a string or parts { type: "text", text } | { type: "audio" | "image" |
+               "video", path }; paths are relative to the conversation file; roles system, user,
+               assistant (optional tool_calls) and tool.
+                 --fps F               video sampling rate (default 2 frames per second)
+                 --video-grid-fps F    rate behind video_second_per_grid (default: the real
+                                       sampling rate; 1 reproduces transformers' default)
+                 --use-audio-in-video  interleave each video's soundtrack with its frames
+  demo-model   write a Qwen3-Omni thinker checkpoint of the real architecture with seeded random
+               weights (bf16, the real vocabulary and ids) as a Hugging Face directory
+               (config.json, model.safetensors). Its words are noise; it exists so the whole
+               path runs on any machine. --size tiny (default, ~40 MB) or small.
 
 General options:
   -c, --config <file>   JSON file of settings (keys as in the table below, camelCase)

@@ -25,6 +25,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
       process.stdout.write(`${packageVersion()}\n`);
       return EXIT_OK;
     }
+    if (cli.demoModel) {
+      const { writeDemoModel } = await import('../runtime/demo_model.js');
+      const { out, size, seed } = cli.demoModel;
+      const r = await writeDemoModel(out, { size, seed });
+      process.stderr.write(`wrote ${out}: config.json and model.safetensors (${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(1)} MB bf16, seed ${seed}); random weights: its words are noise\n`);
+      return EXIT_OK;
+    }
     if (cli.preprocess) {
       const { runPreprocess, ConversationError } = await import('./preprocess.js');
       try {

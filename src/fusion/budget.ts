@@ -92,12 +92,19 @@ export class ThinkingBudget {
   private spent = 0;
   private closed = false;
 
+  private readonly thinkId: number;
+  private readonly thinkEndId: number;
+
   constructor(
     private readonly settings: ThinkingSettings,
     /** THINKING_STOP_TEXT tokenized; must end the reasoning with the `</think>` id. */
     private readonly stopIds: readonly number[],
+    /** The checkpoint's `<think>` / `</think>` ids (default: Qwen3-Omni's). */
+    ids: { think: number; thinkEnd: number } = { think: SPECIAL_IDS.think, thinkEnd: SPECIAL_IDS.thinkEnd },
   ) {
-    if (!stopIds.includes(SPECIAL_IDS.thinkEnd)) {
+    this.thinkId = ids.think;
+    this.thinkEndId = ids.thinkEnd;
+    if (!stopIds.includes(ids.thinkEnd)) {
       throw new FusionError('thinking_budget_invalid', 'the stop-thinking ids must contain </think>', 'stopIds');
     }
   }
@@ -109,12 +116,12 @@ export class ThinkingBudget {
 
   next(id: number): readonly number[] | null {
     if (this.closed) return null;
-    if (id === SPECIAL_IDS.think) {
+    if (id === this.thinkId) {
       this.inside = true;
       return null;
     }
     if (!this.inside) return null;
-    if (id === SPECIAL_IDS.thinkEnd) {
+    if (id === this.thinkEndId) {
       this.inside = false;
       this.closed = true;
       return null;

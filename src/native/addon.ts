@@ -4,9 +4,10 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ThinkerLoadSpec } from '../runtime/checkpoint.js';
 
 /** Bumped in native/src/addon.cc whenever the binding surface changes. */
-export const NATIVE_ABI_VERSION = 5;
+export const NATIVE_ABI_VERSION = 6;
 
 export interface NativeAddon {
   pcm16leToFloat32(bytes: Uint8Array): Float32Array;
@@ -51,8 +52,74 @@ export interface NativeAddon {
   compositeOnWhite(rgba: Uint8Array): Promise<Uint8Array>;
   /** The resized 8-bit RGB alone (the reference's uint8 intermediate), on the calling thread. */
   imageResizeSync(rgb: Uint8Array, width: number, height: number, outH: number, outW: number): Uint8Array;
+  /**
+   * Maps a checkpoint (spec from `readThinkerCheckpoint`) and checks every tensor against the
+   * config, on the libuv pool. Rejects with code checkpoint_missing, checkpoint_io,
+   * checkpoint_tensor_missing, checkpoint_tensor_shape, checkpoint_file_invalid or
+   * checkpoint_config_invalid.
+   */
+  loadThinker(spec: ThinkerLoadSpec): Promise<NativeThinker>;
+  /** Kernel family the thinker engine uses on this CPU: 'avx2+fma' or 'portable'. */
+  readonly thinkerKernelLevel: string;
   readonly simdLevel: 'avx2' | 'sse2' | 'neon' | 'scalar';
   readonly abiVersion: number;
+}
+
+/** One step of `NativeThinker.decodeBatch`. */
+export interface NativeThinkerStep {
+  session: NativeThinkerSession;
+  token: number;
+  /** Rotary positions t, h, w of the new token (the same value thrice for generated text). */
+  position: [number, number, number];
+}
+
+/**
+ * The thinker's MoE text decoder of a loaded checkpoint. Compute runs off the event loop; one
+ * forward pass at a time per thinker (on its own threads), so concurrent sessions share it by
+ * taking turns, or together through decodeBatch. Errors carry `code`: thinker_closed,
+ * thinker_input_invalid, token_id_invalid, thinker_context_full, session_busy, session_released.
+ */
+export interface NativeThinker {
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  /** Threads of the engine's pool (including the libuv thread that runs a step). */
+  readonly threads: number;
+  /** A session with an empty KV cache holding up to `maxLength` positions. */
+  newSession(maxLength: number): NativeThinkerSession;
+  /**
+   * One decode step for several sessions together (continuous batching); logits (vocabSize
+   * floats) per step, in order. Each session's result is bit-identical to its own `decode`.
+   * A session may appear once; every session must be idle (else session_busy, nothing runs).
+   */
+  decodeBatch(steps: NativeThinkerStep[]): Promise<Float32Array[]>;
+  /** Token embeddings, ids.length x hiddenSize (for assembling media prompts). */
+  embed(ids: Int32Array): Float32Array;
+  /** Frees the weights once work in flight ends; later calls on it or its sessions fail with thinker_closed. */
+  close(): void;
+}
+
+export interface NativeThinkerChunk {
+  ids: Int32Array;
+  /** 3 x n float32, row-major: all t, then all h, then all w. */
+  positions: Float32Array;
+  /** Rows (indices.length x hiddenSize) that replace the token embeddings at the given chunk indices. */
+  media?: { indices: Int32Array; embeds: Float32Array };
+  /** DeepStack: layers[l] (indices.length x hiddenSize) is added to the hidden state after decoder layer l. */
+  deepstack?: { indices: Int32Array; layers: Float32Array[] };
+}
+
+export interface NativeThinkerSession {
+  /** Positions held in the KV cache. */
+  readonly length: number;
+  readonly maxLength: number;
+  /** Appends a chunk; resolves with the logits (vocabSize floats) of its last position. */
+  prefill(chunk: NativeThinkerChunk): Promise<Float32Array>;
+  decode(token: number, position: [number, number, number]): Promise<Float32Array>;
+  /** Drops the KV entries from `length` on (0 <= length <= this.length). Throws session_busy while a call runs. */
+  truncate(length: number): void;
+  /** Frees the KV cache; later calls fail with session_released. */
+  release(): void;
 }
 
 export interface NativeMelResult {
@@ -93,6 +160,74 @@ export interface NativeResampler {
   readonly delaySamples: number;
   /** Taps per output sample (0 for equal rates). */
   readonly filterLength: number;
+}
+
+// ---- thinker audio / vision encoders (native/src/encoder_binding.cc) ----------------------------
+// A second declaration of NativeAddon: TypeScript merges it with the one above. Specs come from
+// src/runtime/encoders.ts (readAudioEncoderCheckpoint / readVisionEncoderCheckpoint).
+export interface NativeAddon {
+  /** Maps the checkpoint and loads the audio encoder on the libuv pool; rejects with checkpoint_* codes. */
+  loadAudioEncoder(spec: NativeAudioEncoderSpec): Promise<NativeAudioEncoder>;
+  /** The same for the vision encoder. */
+  loadVisionEncoder(spec: NativeVisionEncoderSpec): Promise<NativeVisionEncoder>;
+}
+
+export interface NativeEncoderSpecBase {
+  files: string[];
+  tensors: { key: string; name: string; file: number; dtype: 'F32' | 'BF16' | 'F16'; shape: number[]; offset: number; bytes: number }[];
+  /** Threads of the encoder's pool (default: one per core). */
+  threads?: number;
+}
+
+export interface NativeAudioEncoderSpec extends NativeEncoderSpecBase {
+  numMelBins: number;
+  dModel: number;
+  numLayers: number;
+  numHeads: number;
+  ffnDim: number;
+  downsampleHiddenSize: number;
+  outputDim: number;
+  nWindow: number;
+  nWindowInfer: number;
+  maxSourcePositions: number;
+}
+
+export interface NativeVisionEncoderSpec extends NativeEncoderSpecBase {
+  hiddenSize: number;
+  depth: number;
+  numHeads: number;
+  intermediateSize: number;
+  patchSize: number;
+  temporalPatchSize: number;
+  inChannels: number;
+  spatialMergeSize: number;
+  numPositionEmbeddings: number;
+  outHiddenSize: number;
+  deepstackVisualIndexes: number[];
+  ropeTheta: number;
+  hiddenAct: 'gelu_pytorch_tanh' | 'gelu';
+}
+
+export interface NativeAudioEncoder {
+  readonly outputDim: number;
+  readonly numMelBins: number;
+  readonly threads: number;
+  /** features: numMelBins x frames, mel-major; resolves tokens x outputDim. Rejects encoder_features_invalid, encoder_closed. */
+  encode(features: Float32Array, frames: number): Promise<Float32Array>;
+  tokenCount(frames: number): number;
+  /** Drops the weights once encodes in flight finish. */
+  close(): void;
+}
+
+export interface NativeVisionEncoder {
+  readonly rowWidth: number;
+  readonly outputDim: number;
+  readonly spatialMergeSize: number;
+  readonly deepstackCount: number;
+  readonly threads: number;
+  /** Rejects encoder_pixels_invalid, encoder_grid_invalid, encoder_grid_mismatch, encoder_closed. */
+  encode(pixelValues: Float32Array, grids: [number, number, number][]): Promise<{ embeds: Float32Array; deepstack: Float32Array[] }>;
+  close(): void;
 }
 
 export class NativeAddonError extends Error {

@@ -1,0 +1,61 @@
+// Video files to Qwen3-Omni patches: time for a 10 s 720p H.264 clip (target under 1 s), event-loop
+// delay meanwhile, and peak memory of `omni-gateway preprocess` on a 5 min 1080p clip (target under
+// 300 MB: frames and patch steps stream, the whole video is never in memory).
+// Run: npm run build:ts && node bench/video.mjs        (clips are generated once into bench-results/)
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { planVideo, videoPatchSteps } from '../dist/codecs/video/patches.js';
+
+const root = join(import.meta.dirname, '..');
+const out = join(root, 'bench-results');
+mkdirSync(out, { recursive: true });
+
+function clip(name, size, seconds, fps) {
+  const path = join(out, name);
+  if (!existsSync(path)) {
+    console.log(`generating ${name} (${size}, ${seconds} s at ${fps} fps, H.264 + AAC)...`);
+    execFileSync('ffmpeg', [
+      '-v', 'error', '-y',
+      '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${fps}`,
+      '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
+      '-t', String(seconds), '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', path,
+    ]);
+  }
+  return path;
+}
+
+const short = clip('clip_720p_10s.mp4', '1280x720', 10, 30);
+const runs = [];
+for (let i = 0; i < 5; i++) {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  const t0 = performance.now();
+  const plan = await planVideo(short);
+  let steps = 0;
+  for await (const _ of videoPatchSteps(plan)) steps++;
+  const ms = performance.now() - t0;
+  h.disable();
+  runs.push({ ms, steps, grid: plan.grid, p99: h.percentile(99) / 1e6, max: h.max / 1e6 });
+}
+runs.sort((a, b) => a.ms - b.ms);
+const med = runs[Math.floor(runs.length / 2)];
+console.log(`10 s 720p H.264 -> patches (probe, decode 20 sampled frames of 300, resize, patchify; grid ${med.grid.join('x')}):`);
+console.log(`  median ${med.ms.toFixed(0)} ms (min ${runs[0].ms.toFixed(0)}, max ${runs[runs.length - 1].ms.toFixed(0)}) over ${runs.length} runs; event-loop delay p99 ${med.p99.toFixed(2)} ms, max ${med.max.toFixed(2)} ms`);
+
+clip('clip_1080p_5min.mp4', '1920x1080', 300, 25);
+const conv = join(out, 'long_video_conversation.json');
+writeFileSync(conv, JSON.stringify([{ role: 'user', content: [{ type: 'video', path: 'clip_1080p_5min.mp4' }, { type: 'text', text: 'Summarise.' }] }]));
+const t0 = performance.now();
+// Peak RSS of the preprocess process itself, from the kernel (VmHWM at exit).
+const r = spawnSync(
+  process.execPath,
+  ['--import', pathToFileURL(join(root, 'bench', 'peak_rss.mjs')).href, join(root, 'bin', 'omni-gateway.js'), 'preprocess', '--input', conv, '--out', join(out, 'long_video.safetensors'), '--use-audio-in-video'],
+  { encoding: 'utf8', maxBuffer: 64 << 20 },
+);
+const peak = /PEAK_RSS_KB (\d+)/.exec(r.stderr)?.[1];
+const lines = r.stderr.trim().split('\n');
+console.log(`5 min 1080p (25 fps, 7500 frames) -> preprocess --use-audio-in-video: exit ${r.status}, ${((performance.now() - t0) / 1000).toFixed(1)} s, peak RSS ${peak ? (Number(peak) / 1024).toFixed(0) : '?'} MB`);
+console.log(`  ${lines.filter((l) => /^video |wrote/.test(l)).slice(-3).join('\n  ')}`);

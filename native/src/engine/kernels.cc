@@ -1,0 +1,259 @@
+#include "kernels.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "../simd.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(OMNI_NO_CLONES)
+#include <immintrin.h>
+#define ENGINE_X86 1
+#define ENGINE_AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
+
+namespace omni::engine {
+namespace {
+
+inline float Bf16ToF32(uint16_t b) {
+  uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline float F16ToF32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, u;
+  if (exp == 0) {
+    if (mant == 0) {
+      u = sign;
+    } else {  // subnormal: normalise
+      exp = 127 - 15 + 1;
+      while (!(mant & 0x400u)) {
+        mant <<= 1;
+        --exp;
+      }
+      u = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | (mant << 13);
+  } else {
+    u = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+template <DType D>
+inline float LoadScalar(const uint8_t* row, int64_t k) {
+  if constexpr (D == DType::F32) {
+    float f;
+    std::memcpy(&f, row + k * 4, 4);
+    return f;
+  } else {
+    uint16_t h;
+    std::memcpy(&h, row + k * 2, 2);
+    return D == DType::BF16 ? Bf16ToF32(h) : F16ToF32(h);
+  }
+}
+
+// ---- portable path: 8 emulated lanes, same structure as the AVX2 one -------------------------
+
+template <DType D, int R, int C>
+void TilePortable(const float* X, int64_t ldx, const uint8_t* const* w, int64_t K, float* Y, int64_t ldy) {
+  float acc[R][C][8] = {};
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    for (int c = 0; c < C; ++c) {
+      float wv[8];
+      for (int l = 0; l < 8; ++l) wv[l] = LoadScalar<D>(w[c], k + l);
+      for (int r = 0; r < R; ++r)
+        for (int l = 0; l < 8; ++l) acc[r][c][l] += X[r * ldx + k + l] * wv[l];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      const float* a = acc[r][c];
+      float s = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+      for (int64_t kk = k; kk < K; ++kk) s += X[r * ldx + kk] * LoadScalar<D>(w[c], kk);
+      Y[r * ldy + c] = s;
+    }
+}
+
+#if defined(ENGINE_X86)
+ENGINE_AVX2 inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+
+template <DType D>
+ENGINE_AVX2 inline __m256 LoadW8(const uint8_t* row, int64_t k) {
+  if constexpr (D == DType::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
+  } else if constexpr (D == DType::BF16) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k * 2));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k * 2));
+    return _mm256_cvtph_ps(h);
+  }
+}
+
+// Lane sum in the same order as the portable path: (l0+l4, l1+l5, l2+l6, l3+l7), then pairs.
+ENGINE_AVX2 inline float HSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // a0+a4 .. a3+a7
+  __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));  // (s0+s2, s1+s3)
+  __m128 u = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));  // (s0+s2)+(s1+s3)
+  return _mm_cvtss_f32(u);
+}
+
+template <DType D, int R, int C>
+ENGINE_AVX2 void TileAvx2(const float* X, int64_t ldx, const uint8_t* const* w, int64_t K, float* Y, int64_t ldy) {
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 wv[C];
+    for (int c = 0; c < C; ++c) wv[c] = LoadW8<D>(w[c], k);
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = Load8(X + r * ldx + k);
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(x, wv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      float s = HSum(acc[r][c]);
+      for (int64_t kk = k; kk < K; ++kk) s = std::fma(X[r * ldx + kk], LoadScalar<D>(w[c], kk), s);
+      Y[r * ldy + c] = s;
+    }
+}
+#endif
+
+bool UseAvx2() {
+#if defined(ENGINE_X86)
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+using TileFn = void (*)(const float*, int64_t, const uint8_t* const*, int64_t, float*, int64_t);
+
+template <DType D, int R, int C>
+TileFn PickTile() {
+#if defined(ENGINE_X86)
+  if (UseAvx2()) return &TileAvx2<D, R, C>;
+#endif
+  return &TilePortable<D, R, C>;
+}
+
+template <DType D>
+void MatMulTyped(const float* X, int64_t T, int64_t ldx, const Matrix& W, int64_t o0, int64_t o1, float* Y, int64_t ldy) {
+  const int64_t K = W.cols;
+  // Several rows: 4 x 3 tiles (12 accumulators); one to three rows: R x 8 / R x 4.
+  static const TileFn t43 = PickTile<D, 4, 3>(), t41 = PickTile<D, 4, 1>();
+  static const TileFn t18 = PickTile<D, 1, 8>(), t11 = PickTile<D, 1, 1>();
+  static const TileFn t24 = PickTile<D, 2, 4>(), t21 = PickTile<D, 2, 1>();
+  static const TileFn t34 = PickTile<D, 3, 4>(), t31 = PickTile<D, 3, 1>();
+  const uint8_t* w[8];
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) {
+    const float* x = X + t * ldx;
+    float* y = Y + t * ldy;
+    int64_t o = o0;
+    for (; o + 3 <= o1; o += 3) {
+      for (int c = 0; c < 3; ++c) w[c] = W.Row(o + c);
+      t43(x, ldx, w, K, y + (o - o0), ldy);
+    }
+    for (; o < o1; ++o) {
+      w[0] = W.Row(o);
+      t41(x, ldx, w, K, y + (o - o0), ldy);
+    }
+  }
+  const int64_t rest = T - t;
+  if (rest == 0) return;
+  const float* x = X + t * ldx;
+  float* y = Y + t * ldy;
+  const int C = rest == 1 ? 8 : 4;
+  const TileFn wide = rest == 1 ? t18 : rest == 2 ? t24 : t34;
+  const TileFn one = rest == 1 ? t11 : rest == 2 ? t21 : t31;
+  int64_t o = o0;
+  for (; o + C <= o1; o += C) {
+    for (int c = 0; c < C; ++c) w[c] = W.Row(o + c);
+    wide(x, ldx, w, K, y + (o - o0), ldy);
+  }
+  for (; o < o1; ++o) {
+    w[0] = W.Row(o);
+    one(x, ldx, w, K, y + (o - o0), ldy);
+  }
+}
+
+}  // namespace
+
+void MatMulRows(const float* X, int64_t T, int64_t ldx, const Matrix& W, int64_t o0, int64_t o1, float* Y, int64_t ldy) {
+  switch (W.dtype) {
+    case DType::F32: return MatMulTyped<DType::F32>(X, T, ldx, W, o0, o1, Y, ldy);
+    case DType::BF16: return MatMulTyped<DType::BF16>(X, T, ldx, W, o0, o1, Y, ldy);
+    case DType::F16: return MatMulTyped<DType::F16>(X, T, ldx, W, o0, o1, Y, ldy);
+  }
+}
+
+void RowToF32(const Matrix& W, int64_t r, float* out) {
+  const uint8_t* row = W.Row(r);
+  switch (W.dtype) {
+    case DType::F32: std::memcpy(out, row, static_cast<size_t>(W.cols) * 4); return;
+    case DType::BF16:
+      for (int64_t k = 0; k < W.cols; ++k) out[k] = LoadScalar<DType::BF16>(row, k);
+      return;
+    case DType::F16:
+      for (int64_t k = 0; k < W.cols; ++k) out[k] = LoadScalar<DType::F16>(row, k);
+      return;
+  }
+}
+
+float Dot(const float* a, const float* b, int64_t n) {
+  const uint8_t* w[1] = {reinterpret_cast<const uint8_t*>(b)};
+  float out;
+#if defined(ENGINE_X86)
+  if (UseAvx2()) {
+    TileAvx2<DType::F32, 1, 1>(a, 0, w, n, &out, 0);
+    return out;
+  }
+#endif
+  TilePortable<DType::F32, 1, 1>(a, 0, w, n, &out, 0);
+  return out;
+}
+
+OMNI_CLONES void Axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+OMNI_CLONES void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = w[i] * (x[i] * inv);
+}
+
+void SiluMul(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = g[i];
+    g[i] = v / (1.0f + std::exp(-v)) * u[i];
+  }
+}
+
+void Softmax(float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    s += x[i];
+  }
+  const float inv = 1.0f / s;
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+const char* KernelLevel() { return UseAvx2() ? "avx2+fma" : "portable"; }
+
+}  // namespace omni::engine

@@ -1,0 +1,89 @@
+// Continuous batching for decode: sessions ask for one step each whenever they are ready; the
+// requests that arrive while the engine is busy (or within the same tick) run together as one
+// batched step, which reads each weight once for all of them. A session never has two steps in
+// flight. The batch size is bounded; requests beyond it wait for the next step.
+import { RuntimeError } from './errors.js';
+import type { Position3 } from './generation.js';
+
+export interface BatchStep<S> {
+  session: S;
+  token: number;
+  position: Position3;
+}
+
+export type DecodeBatchFn<S> = (steps: BatchStep<S>[]) => Promise<Float32Array[]>;
+
+interface Pending<S> extends BatchStep<S> {
+  resolve: (logits: Float32Array) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface DecodeBatcherStats {
+  batches: number;
+  steps: number;
+  largestBatch: number;
+}
+
+export class DecodeBatcher<S> {
+  readonly stats: DecodeBatcherStats = { batches: 0, steps: 0, largestBatch: 0 };
+  private queue: Pending<S>[] = [];
+  private readonly inFlight = new Set<S>();
+  private running = false;
+  private scheduled = false;
+
+  constructor(
+    private readonly decodeBatch: DecodeBatchFn<S>,
+    private readonly maxBatch = 32,
+  ) {}
+
+  /** One decode step for `session`; resolves with its next-token logits. */
+  step(session: S, token: number, position: Position3): Promise<Float32Array> {
+    if (this.inFlight.has(session) || this.queue.some((p) => p.session === session)) {
+      return Promise.reject(new RuntimeError('session_busy', 'this session already has a decode step in flight', 'session'));
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ session, token, position, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Requests queued and not yet running. */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  private schedule(): void {
+    if (this.running || this.scheduled) return;
+    this.scheduled = true;
+    // One macrotask of gathering: every session whose previous step resolved in this turn of the
+    // loop joins the same batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.running || this.queue.length === 0) return;
+    this.running = true;
+    const batch = this.queue.splice(0, this.maxBatch);
+    for (const p of batch) this.inFlight.add(p.session);
+    this.stats.batches++;
+    this.stats.steps += batch.length;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+    try {
+      const out = await this.decodeBatch(batch.map(({ session, token, position }) => ({ session, token, position })));
+      batch.forEach((p, i) => {
+        const logits = out[i];
+        if (logits) p.resolve(logits);
+        else p.reject(new RuntimeError('engine_failed', 'the engine returned no logits for this session'));
+      });
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    } finally {
+      for (const p of batch) this.inFlight.delete(p.session);
+      this.running = false;
+      if (this.queue.length > 0) this.schedule();
+    }
+  }
+}

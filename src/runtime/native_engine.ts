@@ -1,0 +1,338 @@
+// The native engine behind the runtime contract: a checkpoint's thinker (MoE decoder) with its
+// audio and vision encoders, all in native code off the event loop. A session appends chunks of
+// model input (ids, TMRoPE positions, media), prefills them at once (so a runtime can prefill while
+// the user still speaks), and generates replies through the shared decode loop; decode steps of
+// all sessions of an engine are batched together (continuous batching).
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { nativeAddon, type NativeThinker, type NativeThinkerSession } from '../native/addon.js';
+import { DecodeBatcher, type DecodeBatcherStats } from './batcher.js';
+import { readThinkerCheckpoint, type ThinkerLoadSpec } from './checkpoint.js';
+import { AudioEncoder, VisionEncoder, type VisionGrid } from './encoders.js';
+import { RuntimeError } from './errors.js';
+import { generateTokens, type GenerationEvent, type GenerationIds, type Position3 } from './generation.js';
+import { resolveSampling, type SamplingParams } from './sampling.js';
+import type { ThinkingSettings } from '../fusion/budget.js';
+
+/** Media of a chunk, in the order their placeholder runs start in `ids` (per kind). */
+export type ChunkMedia =
+  /** Log-mel features, numMelBins x frames, mel-major (the processor's input_features[i] cut to its valid frames). */
+  | { kind: 'audio'; features: Float32Array; frames: number }
+  | { kind: 'image'; pixelValues: Float32Array; grid: VisionGrid }
+  | { kind: 'video'; pixelValues: Float32Array; grid: VisionGrid };
+
+export interface ModelChunk {
+  ids: Int32Array;
+  /** 3 x n, row-major (t row, h row, w row), float as fusion computes them. */
+  positions: Float32Array;
+  media?: readonly ChunkMedia[];
+}
+
+export interface GenerateRequest {
+  maxTokens: number;
+  sampling?: SamplingParams;
+  thinking?: ThinkingSettings;
+  /** THINKING_STOP_TEXT tokenized; needed when a thinking budget is set. */
+  stopThinkingIds?: readonly number[];
+  /** Overrides of the ids the loop needs (defaults from the checkpoint config and Qwen3's vocabulary). */
+  ids?: Partial<GenerationIds>;
+}
+
+export interface EngineOptions {
+  /** Engine threads (default: one per core). */
+  threads?: number;
+  /** Most sessions decoded in one batched step (default 32). */
+  maxBatch?: number;
+}
+
+/** Qwen3's `<think>` / `</think>`, used when the checkpoint has the real vocabulary. */
+const QWEN3_THINK = { think: 151_667, thinkEnd: 151_668 };
+
+export class NativeEngine {
+  private readonly batcher: DecodeBatcher<NativeThinkerSession>;
+  private readonly sessions = new Set<EngineSession>();
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly spec: ThinkerLoadSpec,
+    readonly thinker: NativeThinker,
+    readonly audio: AudioEncoder | undefined,
+    readonly vision: VisionEncoder | undefined,
+    readonly config: Record<string, unknown>,
+    options: EngineOptions,
+  ) {
+    this.batcher = new DecodeBatcher((steps) => this.thinker.decodeBatch(steps), options.maxBatch ?? 32);
+  }
+
+  /** Loads a checkpoint directory (the encoders when the checkpoint has them). */
+  static async load(dir: string, options: EngineOptions = {}): Promise<NativeEngine> {
+    const spec = await readThinkerCheckpoint(dir, { ...(options.threads ? { threads: options.threads } : {}) });
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const thinkerConfig = (config.thinker_config ?? {}) as Record<string, unknown>;
+    const encoderOptions = options.threads ? { threads: options.threads } : {};
+    const [thinker, audio, vision] = await Promise.all([
+      nativeAddon().loadThinker(spec),
+      thinkerConfig.audio_config ? AudioEncoder.load(dir, encoderOptions) : undefined,
+      thinkerConfig.vision_config ? VisionEncoder.load(dir, encoderOptions) : undefined,
+    ]);
+    return new NativeEngine(dir, spec, thinker, audio, vision, config, options);
+  }
+
+  /** A token id the checkpoint's config names (e.g. 'audioTokenId', 'imEndTokenId'). */
+  tokenId(name: string): number | undefined {
+    return this.spec.tokenIds[name];
+  }
+
+  /** Ids the decode loop needs: stop at `<|im_end|>` (and the text eos), think markers of Qwen3. */
+  generationIds(overrides: Partial<GenerationIds> = {}): GenerationIds {
+    const stop = [this.tokenId('imEndTokenId'), this.tokenId('eosTokenId')].filter((v): v is number => v !== undefined);
+    const realVocab = this.spec.vocabSize > QWEN3_THINK.thinkEnd;
+    return {
+      stop: overrides.stop ?? [...new Set(stop)],
+      think: overrides.think ?? (realVocab ? QWEN3_THINK.think : -1),
+      thinkEnd: overrides.thinkEnd ?? (realVocab ? QWEN3_THINK.thinkEnd : -1),
+    };
+  }
+
+  open(options: { maxLength?: number } = {}): EngineSession {
+    if (this.closed) throw new RuntimeError('session_closed', 'the engine is closed');
+    const maxLength = options.maxLength ?? Math.min(this.spec.maxPositionEmbeddings, 32_768);
+    const session = new EngineSession(this, this.thinker.newSession(maxLength), this.batcher, () => this.sessions.delete(session));
+    this.sessions.add(session);
+    return session;
+  }
+
+  /** Decode batching so far (batches, steps, largest batch). */
+  get batchStats(): Readonly<DecodeBatcherStats> {
+    return this.batcher.stats;
+  }
+
+  get activeSessions(): number {
+    return this.sessions.size;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of [...this.sessions]) s.close();
+    this.audio?.close();
+    this.vision?.close();
+    this.thinker.close();
+  }
+}
+
+export type RuntimeEvent = GenerationEvent;
+
+export class EngineSession {
+  private ids: number[] = [];
+  /** t, h, w of every index, flat: a truncate re-feeds the new last token from these. */
+  private positions: number[] = [];
+  /** Largest position (over the three rows) of each index: decode continues after the prefix max. */
+  private prefixMax: number[] = [];
+  private logits: Float32Array | undefined;
+  private abort: AbortController | undefined;
+  private busy = false;
+  private closed = false;
+
+  constructor(
+    private readonly engine: NativeEngine,
+    private readonly native: NativeThinkerSession,
+    private readonly batcher: DecodeBatcher<NativeThinkerSession>,
+    private readonly onClose: () => void,
+  ) {}
+
+  /** Positions held (prompt and generated tokens). */
+  get length(): number {
+    return this.ids.length;
+  }
+
+  /** Position of the next token on all three rows: max position so far + 1. */
+  get nextPosition(): number {
+    return this.prefixMax.length === 0 ? 0 : this.prefixMax[this.prefixMax.length - 1]! + 1;
+  }
+
+  /**
+   * Appends model input and prefills it (media are encoded first). Rejects with RuntimeError
+   * segment_invalid / modality_unsupported / session_busy, or the engine's coded error.
+   */
+  async append(chunk: ModelChunk): Promise<void> {
+    this.enter();
+    try {
+      const n = chunk.ids.length;
+      if (n === 0) throw new RuntimeError('segment_invalid', 'a chunk needs at least one token', 'ids');
+      if (chunk.positions.length !== 3 * n) {
+        throw new RuntimeError('segment_invalid', `positions must hold 3 x ${n} values, got ${chunk.positions.length}`, 'positions');
+      }
+      const embeds = await this.mediaEmbeddings(chunk);
+      this.logits = await this.native.prefill({ ids: chunk.ids, positions: chunk.positions, ...embeds });
+      for (let i = 0; i < n; i++) {
+        const m = Math.max(chunk.positions[i]!, chunk.positions[n + i]!, chunk.positions[2 * n + i]!);
+        this.prefixMax.push(Math.max(m, this.prefixMax[this.prefixMax.length - 1] ?? -Infinity));
+        this.ids.push(chunk.ids[i]!);
+        this.positions.push(chunk.positions[i]!, chunk.positions[n + i]!, chunk.positions[2 * n + i]!);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Streams one reply: token events, then done. Generated tokens stay in the context. */
+  async *generate(request: GenerateRequest): AsyncGenerator<RuntimeEvent> {
+    this.enter();
+    try {
+      if (!this.logits) throw new RuntimeError('generation_invalid', 'append a prompt before generating', 'prompt');
+      const ids = this.engine.generationIds(request.ids);
+      const thinking = request.thinking ?? { enabled: ids.think >= 0, budgetTokens: null };
+      this.abort = new AbortController();
+      const target = {
+        step: async (token: number, position: Position3): Promise<Float32Array> => {
+          const logits = await this.batcher.step(this.native, token, position);
+          this.ids.push(token);
+          this.positions.push(...position);
+          this.prefixMax.push(Math.max(position[0], this.prefixMax[this.prefixMax.length - 1] ?? -Infinity));
+          this.logits = logits;
+          return logits;
+        },
+      };
+      yield* generateTokens(
+        target,
+        { logits: Float32Array.from(this.logits), nextPosition: this.nextPosition, context: this.ids, promptTokens: this.ids.length },
+        {
+          maxTokens: request.maxTokens,
+          sampling: resolveSampling(request.sampling),
+          thinking,
+          stopThinkingIds: request.stopThinkingIds ?? [ids.thinkEnd],
+          ids,
+          signal: this.abort.signal,
+        },
+      );
+    } finally {
+      this.abort = undefined;
+      this.busy = false;
+    }
+  }
+
+  /** Stops a running generate before its next engine step; its stream ends with reason cancelled. */
+  cancel(): void {
+    this.abort?.abort(new RuntimeError('cancelled', 'the response was cancelled'));
+  }
+
+  /**
+   * Drops everything after the first `length` positions (unheard output after a barge-in). The
+   * new last token is fed again so the session can generate right away; the result equals a fresh
+   * prefill of the shortened context.
+   */
+  async truncate(length: number): Promise<void> {
+    if (!Number.isSafeInteger(length) || length < 0 || length > this.ids.length) {
+      throw new RuntimeError('segment_invalid', `truncate length must be an integer from 0 to ${this.ids.length}, got ${length}`, 'length');
+    }
+    const lastId = this.ids[length - 1];
+    const e = this.engine;
+    if (lastId !== undefined && [e.tokenId('audioTokenId'), e.tokenId('imageTokenId'), e.tokenId('videoTokenId')].includes(lastId)) {
+      throw new RuntimeError('segment_invalid', 'cannot truncate inside media: cut before or after the whole item', 'length');
+    }
+    this.enter();
+    try {
+      const keep = Math.max(0, length - 1);
+      this.native.truncate(keep);
+      const last = this.ids[length - 1];
+      const pos = this.positions.slice(3 * keep, 3 * length);
+      this.ids.length = keep;
+      this.positions.length = 3 * keep;
+      this.prefixMax.length = keep;
+      this.logits = undefined;
+      if (last === undefined) return;
+      this.logits = await this.native.prefill({ ids: Int32Array.of(last), positions: Float32Array.from(pos) });
+      this.ids.push(last);
+      this.positions.push(...pos);
+      this.prefixMax.push(Math.max(pos[0]!, pos[1]!, pos[2]!, this.prefixMax[keep - 1] ?? -Infinity));
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.cancel();
+    this.closed = true;
+    if (!this.busy) this.native.release();
+    this.onClose();
+  }
+
+  private enter(): void {
+    if (this.closed) throw new RuntimeError('session_closed', 'the session is closed', 'session');
+    if (this.busy) throw new RuntimeError('session_busy', 'the session is already prefilling or generating', 'session');
+    this.busy = true;
+  }
+
+  /** Encodes the chunk's media and lays their rows onto the placeholder positions. */
+  private async mediaEmbeddings(chunk: ModelChunk): Promise<{
+    media?: { indices: Int32Array; embeds: Float32Array };
+    deepstack?: { indices: Int32Array; layers: Float32Array[] };
+  }> {
+    const media = chunk.media ?? [];
+    if (media.length === 0) return {};
+    const e = this.engine;
+    const hidden = e.spec.hiddenSize;
+    const padId = { audio: e.tokenId('audioTokenId'), image: e.tokenId('imageTokenId'), video: e.tokenId('videoTokenId') };
+    const rows: Record<'audio' | 'image' | 'video', Float32Array[]> = { audio: [], image: [], video: [] };
+    const deep: Record<'image' | 'video', Float32Array[][]> = { image: [], video: [] };
+    for (const [i, m] of media.entries()) {
+      if (m.kind === 'audio') {
+        if (!e.audio) throw new RuntimeError('modality_unsupported', 'this checkpoint has no audio encoder', `media[${i}]`);
+        rows.audio.push(await e.audio.encode(m.features, m.frames));
+      } else {
+        if (!e.vision) throw new RuntimeError('modality_unsupported', 'this checkpoint has no vision encoder', `media[${i}]`);
+        const v = await e.vision.encode(m.pixelValues, [m.grid]);
+        rows[m.kind].push(v.embeds);
+        deep[m.kind].push(v.deepstack);
+      }
+    }
+    // Walk the ids: each placeholder takes the next row of its kind, in order.
+    const next = { audio: { item: 0, row: 0 }, image: { item: 0, row: 0 }, video: { item: 0, row: 0 } };
+    const indices: number[] = [];
+    const visual: number[] = [];
+    const out: Float32Array[] = [];
+    const deepRows: Float32Array[][] = [];
+    const layers = deep.image[0]?.length ?? deep.video[0]?.length ?? 0;
+    for (let i = 0; i < chunk.ids.length; i++) {
+      const id = chunk.ids[i]!;
+      const kind = id === padId.audio ? 'audio' : id === padId.image ? 'image' : id === padId.video ? 'video' : undefined;
+      if (!kind) continue;
+      const cur = next[kind];
+      const item = rows[kind][cur.item];
+      if (!item) throw new RuntimeError('segment_invalid', `more ${kind} placeholders than ${kind} embeddings in the chunk`, 'media');
+      out.push(item.subarray(cur.row * hidden, (cur.row + 1) * hidden));
+      indices.push(i);
+      if (kind !== 'audio') {
+        visual.push(i);
+        deepRows.push(deep[kind][cur.item]!.map((layer) => layer.subarray(cur.row * hidden, (cur.row + 1) * hidden)));
+      }
+      cur.row++;
+      if (cur.row * hidden === item.length) {
+        cur.item++;
+        cur.row = 0;
+      }
+    }
+    for (const kind of ['audio', 'image', 'video'] as const) {
+      if (next[kind].item !== rows[kind].length) {
+        throw new RuntimeError('segment_invalid', `the ${kind} embeddings do not match the ${kind} placeholders in the chunk`, 'media');
+      }
+    }
+    const embeds = new Float32Array(out.length * hidden);
+    out.forEach((r, k) => embeds.set(r, k * hidden));
+    const result: { media: { indices: Int32Array; embeds: Float32Array }; deepstack?: { indices: Int32Array; layers: Float32Array[] } } = {
+      media: { indices: Int32Array.from(indices), embeds },
+    };
+    if (visual.length > 0 && layers > 0) {
+      const ds = Array.from({ length: layers }, (_, l) => {
+        const a = new Float32Array(visual.length * hidden);
+        deepRows.forEach((r, k) => a.set(r[l]!, k * hidden));
+        return a;
+      });
+      result.deepstack = { indices: Int32Array.from(visual), layers: ds };
+    }
+    return result;
+  }
+}
