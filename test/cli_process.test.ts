@@ -50,7 +50,7 @@ describe('omni-gateway command', () => {
   it('serves, answers /healthz, and exits 0 on SIGTERM within the drain bound', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'omni-cli-'));
     const cfg = join(dir, 'gw.json');
-    writeFileSync(cfg, JSON.stringify({ drainTimeoutMs: 1500 }));
+    writeFileSync(cfg, JSON.stringify({ drainTimeoutMs: 1500, modelCache: join(dir, 'cache') }));
     const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--config', cfg], {
       env: cleanEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -68,6 +68,14 @@ describe('omni-gateway command', () => {
     });
     const res = await fetch(`${url}/healthz`);
     expect(await res.json()).toEqual({ status: 'ok' });
+    // No model configured: the demo checkpoint is made and loaded in the background.
+    let ready: { ready?: boolean; runtime?: { detail?: string } } = {};
+    for (let i = 0; i < 100 && !ready.ready; i++) {
+      ready = (await (await fetch(`${url}/readyz`)).json()) as typeof ready;
+      if (!ready.ready) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ready.ready).toBe(true);
+    expect(ready.runtime?.detail).toMatch(/random weights/);
 
     const t0 = Date.now();
     child.kill('SIGTERM');

@@ -1,4 +1,8 @@
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { demoModelDir, type NativeRuntime } from '../src/runtime/native.js';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { startFakeVllm, type FakeVllm } from './helpers/vllm-server.js';
 
@@ -32,13 +36,34 @@ describe('health and readiness', () => {
     expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f-]{36}$/);
   });
 
-  it('reports not ready, with the reason, when the native backend has no model engine', async () => {
-    gw = await startTestGateway();
-    const { status, body } = await getJson(`${gw.url}/readyz`);
-    expect(status).toBe(503);
-    expect(body.ready).toBe(false);
-    expect(body.runtime).toMatchObject({ backend: 'native', reachable: true, modelLoaded: false });
-    expect(String((body.runtime as { detail: string }).detail)).toContain('no native model engine');
+  it('native: not ready until the engine has loaded, then ready naming the checkpoint', async () => {
+    const model = join(import.meta.dirname, 'fixtures', 'engine', 'tiny');
+    gw = await startTestGateway({ model });
+    let r = await getJson(`${gw.url}/readyz`);
+    expect(r.status).toBe(503);
+    expect(r.body.runtime).toMatchObject({ backend: 'native', reachable: true, modelLoaded: false, detail: 'the model has not been loaded yet' });
+    await (gw.gateway.runtime as NativeRuntime).start();
+    r = await getJson(`${gw.url}/readyz`);
+    expect(r.status).toBe(200);
+    expect(r.body.runtime).toMatchObject({ backend: 'native', modelLoaded: true, model, detail: 'native engine ready (2 layers, 4 experts, hidden 64)' });
+  });
+
+  it('native without a model: makes the demo checkpoint once and says plainly it is random', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'omni-cache-'));
+    gw = await startTestGateway({ modelCache: cache });
+    await (gw.gateway.runtime as NativeRuntime).start();
+    const r = await getJson(`${gw.url}/readyz`);
+    expect(r.status).toBe(200);
+    expect(String((r.body.runtime as { detail: string }).detail)).toMatch(/demo checkpoint with random weights .*its words are noise/);
+    expect(existsSync(join(demoModelDir(cache), 'model.safetensors'))).toBe(true);
+  });
+
+  it('native: a checkpoint that cannot load keeps the gateway up and not ready, with the reason', async () => {
+    gw = await startTestGateway({ model: join(tmpdir(), 'no-such-checkpoint') });
+    await expect((gw.gateway.runtime as NativeRuntime).start()).rejects.toMatchObject({ code: 'checkpoint_missing' });
+    const r = await getJson(`${gw.url}/readyz`);
+    expect(r.status).toBe(503);
+    expect(String((r.body.runtime as { detail: string }).detail)).toMatch(/could not be loaded: checkpoint_missing/);
   });
 
   it('is ready when vLLM-Omni is up and serves the configured model', async () => {

@@ -3,8 +3,9 @@
 // errors into one-line usage errors.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SETTINGS, type SettingKey } from '../config/settings.js';
+import type { GenerateCommand } from './generate.js';
 
-export const COMMANDS = ['serve', 'preprocess', 'demo-model'] as const;
+export const COMMANDS = ['serve', 'preprocess', 'demo-model', 'generate', 'inspect'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export class UsageError extends Error {
@@ -25,10 +26,15 @@ export interface CommandLine {
   preprocess?: { input: string; out: string; addGenerationPrompt: boolean; useAudioInVideo: boolean; fps?: number; videoGridFps?: number };
   /** `demo-model` only. */
   demoModel?: { out: string; size: 'tiny' | 'small'; seed: number };
+  /** `generate` only. */
+  generate?: GenerateCommand;
+  /** `inspect` only. */
+  inspect?: { model: string; json: boolean };
 }
 
-const PREPROCESS_OPTIONS = ['input', 'no-generation-prompt', 'use-audio-in-video', 'fps', 'video-grid-fps'] as const;
-const DEMO_MODEL_OPTIONS = ['size', 'seed'] as const;
+const PREPROCESS_OPTIONS = ['no-generation-prompt', 'use-audio-in-video', 'fps', 'video-grid-fps'] as const;
+const DEMO_MODEL_OPTIONS = ['size'] as const;
+const GENERATE_OPTIONS = ['max-tokens', 'greedy', 'temperature', 'top-p', 'top-k', 'thinking', 'thinking-budget', 'voice', 'speech-out', 'threads'] as const;
 
 const flagToKey = new Map<string, SettingKey>(
   (Object.keys(SETTINGS) as SettingKey[]).map((key) => [SETTINGS[key].flag, key]),
@@ -47,7 +53,27 @@ const options: NonNullable<ParseArgsConfig['options']> = {
   'video-grid-fps': { type: 'string' },
   size: { type: 'string' },
   seed: { type: 'string' },
+  'max-tokens': { type: 'string' },
+  greedy: { type: 'boolean' },
+  temperature: { type: 'string' },
+  'top-p': { type: 'string' },
+  'top-k': { type: 'string' },
+  thinking: { type: 'string' },
+  'thinking-budget': { type: 'string' },
+  voice: { type: 'string' },
+  'speech-out': { type: 'string' },
+  threads: { type: 'string' },
+  json: { type: 'boolean' },
 };
+
+/** A non-negative integer from a flag, or a usage error naming it. */
+function integer(name: string, value: unknown, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^\d{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
 
 /** A positive finite number from a flag, or a usage error naming it. */
 function positiveNumber(name: string, value: unknown): number | undefined {
@@ -76,6 +102,8 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   const flags: Partial<Record<SettingKey, string>> = {};
   for (const [name, value] of Object.entries(values)) {
     const key = flagToKey.get(name);
+    // generate and inspect take --model as the checkpoint to run or read.
+    if (name === 'model' && (command === 'generate' || command === 'inspect')) continue;
     if (key && typeof value === 'string') {
       if (command !== 'serve') throw new UsageError(`option --${name} applies to serve, not ${command}`);
       flags[key] = value;
@@ -86,7 +114,13 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (command !== 'demo-model' && (DEMO_MODEL_OPTIONS as readonly string[]).includes(name)) {
       throw new UsageError(`option --${name} applies to demo-model, not ${command}`);
     }
-    if (name === 'out' && command === 'serve') throw new UsageError('option --out applies to preprocess and demo-model, not serve');
+    if (command !== 'generate' && (GENERATE_OPTIONS as readonly string[]).includes(name)) {
+      throw new UsageError(`option --${name} applies to generate, not ${command}`);
+    }
+    if (name === 'seed' && command !== 'generate' && command !== 'demo-model') throw new UsageError(`option --seed applies to generate and demo-model, not ${command}`);
+    if (name === 'json' && command !== 'generate' && command !== 'inspect') throw new UsageError(`option --json applies to generate and inspect, not ${command}`);
+    if (name === 'out' && command !== 'preprocess' && command !== 'demo-model') throw new UsageError(`option --out applies to preprocess and demo-model, not ${command}`);
+    if (name === 'input' && command !== 'preprocess' && command !== 'generate') throw new UsageError(`option --input applies to preprocess and generate, not ${command}`);
   }
   const configFile = values.config;
   const cli: CommandLine = {
@@ -117,6 +151,46 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (size !== 'tiny' && size !== 'small') throw new UsageError(`--size must be tiny or small, got ${JSON.stringify(size)}`);
     if (typeof seed !== 'string' || !/^\d{1,9}$/.test(seed)) throw new UsageError(`--seed must be a non-negative integer, got ${JSON.stringify(seed)}`);
     cli.demoModel = { out, size, seed: Number(seed) };
+  }
+  if ((command === 'generate' || command === 'inspect') && !cli.help) {
+    const model = values.model;
+    if (typeof model !== 'string' || model === '') throw new UsageError(`${command} needs --model DIR (a checkpoint directory)`);
+    if (command === 'inspect') {
+      cli.inspect = { model, json: values.json === true };
+      return cli;
+    }
+    const { input } = values;
+    if (typeof input !== 'string') throw new UsageError('generate needs --input conversation.json (or a model-input .safetensors file)');
+    const thinking = values.thinking;
+    if (thinking !== undefined && thinking !== 'on' && thinking !== 'off') throw new UsageError(`--thinking must be on or off, got ${JSON.stringify(thinking)}`);
+    const temperature = values.temperature !== undefined ? Number(values.temperature) : undefined;
+    if (temperature !== undefined && !(temperature >= 0 && temperature <= 100)) throw new UsageError(`--temperature must be a number from 0 to 100, got ${JSON.stringify(values.temperature)}`);
+    const topP = values['top-p'] !== undefined ? Number(values['top-p']) : undefined;
+    if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${JSON.stringify(values['top-p'])}`);
+    if (values.greedy === true && (temperature !== undefined || topP !== undefined || values['top-k'] !== undefined)) {
+      throw new UsageError('--greedy cannot be combined with --temperature, --top-p or --top-k');
+    }
+    const topK = integer('top-k', values['top-k'], 0, 1_000_000);
+    const seed = integer('seed', values.seed, 0, 2 ** 32 - 1);
+    const thinkingBudget = integer('thinking-budget', values['thinking-budget'], 1, 1_000_000);
+    const threads = integer('threads', values.threads, 1, 1024);
+    cli.generate = {
+      model,
+      input,
+      maxTokens: integer('max-tokens', values['max-tokens'], 1, 1_000_000) ?? 256,
+      sampling: {
+        temperature: values.greedy === true ? 0 : (temperature ?? 0),
+        ...(topP !== undefined ? { topP } : {}),
+        ...(topK !== undefined ? { topK } : {}),
+        ...(seed !== undefined ? { seed } : {}),
+      },
+      ...(thinking !== undefined ? { thinking: thinking === 'on' } : {}),
+      ...(thinkingBudget !== undefined ? { thinkingBudget } : {}),
+      ...(typeof values.voice === 'string' ? { voice: values.voice } : {}),
+      ...(typeof values['speech-out'] === 'string' ? { speechOut: values['speech-out'] } : {}),
+      ...(threads !== undefined ? { threads } : {}),
+      json: values.json === true,
+    };
   }
   return cli;
 }

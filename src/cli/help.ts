@@ -13,6 +13,10 @@ Usage:
   omni-gateway preprocess --input conversation.json --out model-input.safetensors
                [--fps F] [--video-grid-fps F] [--use-audio-in-video] [--no-generation-prompt]
   omni-gateway demo-model --out DIR [--size tiny|small] [--seed S]
+  omni-gateway generate --model DIR --input conversation.json|model-input.safetensors [--max-tokens N]
+               [--greedy | --temperature T --top-p P --top-k K --seed S] [--thinking on|off]
+               [--thinking-budget N] [--threads N] [--json]
+  omni-gateway inspect --model DIR [--json]
 
 Commands:
   serve        HTTP + WebSocket server: /healthz, /readyz, /metrics
@@ -32,6 +36,14 @@ Commands:
                weights (bf16, the real vocabulary and ids) as a Hugging Face directory
                (config.json, model.safetensors). Its words are noise; it exists so the whole
                path runs on any machine. --size tiny (default, ~40 MB) or small.
+  generate     run one reply on the native engine: the conversation is built exactly as
+               preprocess builds it (or a model-input .safetensors is taken as is); the reply
+               streams to stdout; --json prints one object at the end (prompt_tokens,
+               output_token_ids, text, thinking_token_ids, timings). Greedy (the default without
+               --temperature) is deterministic across runs and thread counts. Speech output
+               (--voice, --speech-out) needs the talker, not in this engine yet.
+  inspect      architecture, parameters (total, active per token), dtypes, memory, special ids,
+               voices and tensors the engine would not load; exit 2 when unusable.
 
 General options:
   -c, --config <file>   JSON file of settings (keys as in the table below, camelCase)

@@ -25,6 +25,33 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
       process.stdout.write(`${packageVersion()}\n`);
       return EXIT_OK;
     }
+    if (cli.inspect) {
+      const { inspectCheckpoint, formatReport } = await import('./inspect.js');
+      try {
+        const report = await inspectCheckpoint(cli.inspect.model);
+        process.stdout.write(cli.inspect.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+        return report.usable ? EXIT_OK : EXIT_USAGE;
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        process.stderr.write(`omni-gateway inspect: ${e.code ? `${e.code}: ` : ''}${e.message}\n`);
+        return EXIT_USAGE;
+      }
+    }
+    if (cli.generate) {
+      const { runGenerate, GenerateInputError } = await import('./generate.js');
+      try {
+        await runGenerate(cli.generate);
+        return EXIT_OK;
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        // Bad input, a checkpoint that cannot load, or media the checkpoint cannot take: usage errors.
+        if (err instanceof GenerateInputError || /^checkpoint_|^encoder_|^modality_/.test(e.code ?? '')) {
+          process.stderr.write(`omni-gateway generate: ${e.code && !(err instanceof GenerateInputError) ? `${e.code}: ` : ''}${e.message}\n`);
+          return EXIT_USAGE;
+        }
+        throw err;
+      }
+    }
     if (cli.demoModel) {
       const { writeDemoModel } = await import('../runtime/demo_model.js');
       const { out, size, seed } = cli.demoModel;

@@ -95,6 +95,8 @@ export interface PreprocessOptions {
   fps?: number;
   /** Rate video_second_per_grid is computed from (default: the real sampling rate; 1 = transformers' default). */
   videoGridFps?: number;
+  /** false: prefill an empty think block after the generation prompt (thinking off). */
+  enableThinking?: boolean;
   progress?: (line: string) => void;
 }
 
@@ -104,6 +106,11 @@ export interface ModelInput {
   /** Videos in order; their rows make `pixel_values_videos` (float32, rows x 1536). */
   videos: VideoPlan[];
   inputIds: Int32Array;
+  /** 3 x length, row-major. */
+  positionIds: Float32Array;
+  /** Each clip's features cut to its valid frames (128 x frames, mel-major), in queue order. */
+  audio: { features: Float32Array; frames: number }[];
+  images: { pixelValues: Float32Array; grid: [number, number, number] }[];
 }
 
 interface AudioClip {
@@ -222,7 +229,11 @@ export async function prepareModelInput(conversation: Conversation, options: Pre
   const tokenizer = QwenTokenizer.load();
   let pieces;
   try {
-    pieces = layout(chat, { addGenerationPrompt: options.addGenerationPrompt, ...(conversation.tools ? { tools: conversation.tools } : {}) });
+    pieces = layout(chat, {
+      addGenerationPrompt: options.addGenerationPrompt,
+      ...(options.enableThinking !== undefined ? { enableThinking: options.enableThinking } : {}),
+      ...(conversation.tools ? { tools: conversation.tools } : {}),
+    });
   } catch (err) {
     const e = err as Error & { param?: string };
     throw new ConversationError(`${e.message}${e.param ? ` (${e.param})` : ''}`);
@@ -257,13 +268,21 @@ export async function prepareModelInput(conversation: Conversation, options: Pre
   tensors.position_ids = { dtype: 'F32', shape: [3, 1, s], data: bytesOf(seq.positionIds) };
   // get_rope_index computes the delta from float positions, so it is float32 too.
   tensors.rope_deltas = { dtype: 'F32', shape: [1, 1], data: bytesOf(Float32Array.of(seq.ropeDelta)) };
-  return { tensors, videos, inputIds: Int32Array.from(seq.inputIds) };
+  const audio = validFrames.map((valid, i) => {
+    const cut = new Float32Array(MEL_BINS * valid);
+    for (let m = 0; m < MEL_BINS; m++) {
+      const row = (i * MEL_BINS + m) * frames;
+      cut.set(features.subarray(row, row + valid), m * valid);
+    }
+    return { features: cut, frames: valid };
+  });
+  return { tensors, videos, inputIds: Int32Array.from(seq.inputIds), positionIds: seq.positionIds, audio, images };
 }
 
 const videoRows = (videos: readonly VideoPlan[]): number => videos.reduce((n, v) => n + v.grid[0] * v.rowsPerStep, 0);
 
 /** Streams every video's patch steps in order, with progress. */
-async function* videoSteps(videos: readonly VideoPlan[], log: (line: string) => void): AsyncGenerator<Float32Array> {
+export async function* videoSteps(videos: readonly VideoPlan[], log: (line: string) => void): AsyncGenerator<Float32Array> {
   for (const [i, plan] of videos.entries()) {
     for await (const step of videoPatchSteps(plan)) {
       if (step.t % 16 === 15 || step.t === plan.grid[0] - 1) log(`video ${i + 1}/${videos.length}: ${step.t + 1}/${plan.grid[0]} temporal steps`);

@@ -2,6 +2,7 @@
 import type { GatewayConfig } from '../config/settings.js';
 import { buildGateway, type Gateway } from '../gateway/app.js';
 import { createRuntime } from '../runtime/create.js';
+import { NativeRuntime } from '../runtime/native.js';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -15,6 +16,14 @@ export async function serve(config: GatewayConfig): Promise<RunningGateway> {
   const gateway = await buildGateway({ config, runtime });
   const { app } = gateway;
   const url = await app.listen({ host: config.host, port: config.port });
+  if (runtime instanceof NativeRuntime) {
+    // Loads in the background: /readyz answers 503 with the reason until the engine is up.
+    const t0 = performance.now();
+    runtime.start().then(
+      (engine) => app.log.info({ model: runtime.modelDir, demo: !config.model, layers: engine.spec.numLayers, ms: Math.round(performance.now() - t0) }, config.model ? 'native engine ready' : 'native engine ready with the demo checkpoint (random weights: its words are noise)'),
+      (err: unknown) => app.log.error({ err, model: runtime.modelDir }, 'the native engine could not load the checkpoint'),
+    );
+  }
 
   const exited = new Promise<number>((resolve) => {
     let signalled = false;

@@ -69,7 +69,21 @@ export const SETTINGS = {
     env: 'OMNI_MODEL',
     schema: Type.String({ maxLength: 4096 }),
     default: '',
-    description: 'Checkpoint directory (native) or served model name (vllm-omni)',
+    description: 'Checkpoint directory (native; unset = a random demo checkpoint) or served model name (vllm-omni)',
+  },
+  modelCache: {
+    flag: 'model-cache',
+    env: 'OMNI_MODEL_CACHE',
+    schema: Type.String({ maxLength: 4096 }),
+    default: '',
+    description: 'Folder for the demo checkpoint made when no model is set (unset = $XDG_CACHE_HOME/omni-gateway or ~/.cache/omni-gateway)',
+  },
+  engineThreads: {
+    flag: 'engine-threads',
+    env: 'OMNI_ENGINE_THREADS',
+    schema: Type.Integer({ minimum: 0, maximum: 1024 }),
+    default: 0,
+    description: 'Threads of the native engine (0 = one per core)',
   },
   runtimeHealthTimeoutMs: {
     flag: 'runtime-health-timeout-ms',
@@ -104,6 +118,8 @@ export interface GatewayConfig {
   runtime: (typeof RUNTIME_BACKENDS)[number];
   runtimeUrl: string;
   model: string;
+  modelCache: string;
+  engineThreads: number;
   runtimeHealthTimeoutMs: number;
   tlsCert: string;
   tlsKey: string;

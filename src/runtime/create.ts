@@ -6,12 +6,14 @@ export interface RuntimeSettings {
   runtime: 'native' | 'vllm-omni';
   runtimeUrl: string;
   model: string;
+  modelCache?: string;
+  engineThreads?: number;
 }
 
 export function createRuntime(settings: RuntimeSettings): RuntimeBackend {
   switch (settings.runtime) {
     case 'native':
-      return new NativeRuntime(settings.model);
+      return new NativeRuntime({ model: settings.model, modelCache: settings.modelCache, threads: settings.engineThreads });
     case 'vllm-omni':
       return new VllmOmniRuntime(settings.runtimeUrl, settings.model);
   }
