@@ -78,3 +78,18 @@ describe('video input errors', () => {
     expect(ffmpegChildren()).toBe(0);
   });
 });
+
+describe('long videos', () => {
+  it('selects all 768 sampled frames of a long video (the select expression stays shallow)', async () => {
+    const path = join(dir, 'long.mp4');
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x64:rate=10', '-t', '400', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '250', path]);
+    const plan = await planVideo(path);
+    expect(plan.indices).toHaveLength(768);
+    let steps = 0;
+    for await (const s of videoPatchSteps(plan)) {
+      expect(s.frames).toEqual([plan.indices[2 * s.t], plan.indices[2 * s.t + 1]]);
+      steps++;
+    }
+    expect(steps).toBe(384);
+  });
+});

@@ -20,7 +20,7 @@ namespace {
 // Large outputs (a 1080p image is 50 MB of patches) come from 2 MiB-aligned mappings with
 // transparent huge pages requested: 512x fewer page faults than 4 KiB pages.
 constexpr size_t kHuge = size_t{2} << 20;
-constexpr size_t kMaxCachedBytes = size_t{256} << 20;
+constexpr size_t kMaxCachedBytes = size_t{128} << 20;
 constexpr size_t kMaxCachedBuffers = 64;
 
 struct Pool {

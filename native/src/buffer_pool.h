@@ -2,7 +2,9 @@
 // image patches). A fresh multi-MB allocation is mmap'd and page-faulted in on every call (on
 // virtual machines that alone costs more than computing 60 s of log-mel or resizing a 1080p
 // image); buffers come back here when V8 collects their ArrayBuffer and are reused by the next
-// request of a similar size. The cache is bounded (256 MB, 64 buffers).
+// request of a similar size. The cache is bounded (128 MB, 64 buffers; buffers over 64 MB are not
+// kept): enough for a 1080p image or a few video steps in flight, small enough that a streamed
+// 5 minute video stays within its memory budget.
 #pragma once
 #include <napi.h>
 

@@ -116,6 +116,7 @@ export async function runGenerate(cmd: GenerateCommand, out: (s: string) => void
       }
       const input = await prepareModelInput(parseConversation(json), {
         addGenerationPrompt: true,
+        withMedia: true,
         baseDir: dirname(resolve(cmd.input)),
         ...(cmd.thinking === false ? { enableThinking: false } : {}),
       });

@@ -1,9 +1,9 @@
 // `omni-gateway inspect --model DIR`: what a checkpoint holds and whether this engine can run it:
 // architecture from config.json, parameters (total and active per token), weight dtypes, memory,
 // and every tensor the engine would not load. Exit 2 when the checkpoint is unusable.
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CheckpointError, readSafetensorsHeader, readThinkerCheckpoint, type ThinkerLoadSpec } from '../runtime/checkpoint.js';
+import { CheckpointError, checkpointFiles, readSafetensorsHeader, readThinkerCheckpoint, type ThinkerLoadSpec } from '../runtime/checkpoint.js';
 import { readAudioEncoderCheckpoint, readVisionEncoderCheckpoint } from '../runtime/encoders.js';
 
 export interface InspectReport {
@@ -21,23 +21,13 @@ export interface InspectReport {
 
 const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
-async function shardFiles(root: string): Promise<string[]> {
-  try {
-    await stat(join(root, 'model.safetensors.index.json'));
-  } catch {
-    return [join(root, 'model.safetensors')];
-  }
-  const index = JSON.parse(await readFile(join(root, 'model.safetensors.index.json'), 'utf8')) as { weight_map?: Record<string, string> };
-  return [...new Set(Object.values(index.weight_map ?? {}))].sort().map((f) => join(root, f));
-}
-
 export async function inspectCheckpoint(dir: string): Promise<InspectReport> {
   const root = resolve(dir);
   const config = JSON.parse(await readFile(join(root, 'config.json'), 'utf8').catch((err: Error) => {
     throw new CheckpointError('checkpoint_missing', `${join(root, 'config.json')}: ${err.message}`, 'config.json');
   })) as Record<string, unknown>;
   const all = new Map<string, { dtype: string; shape: number[]; bytes: number }>();
-  for (const f of await shardFiles(root)) for (const [name, t] of await readSafetensorsHeader(f)) all.set(name, t);
+  for (const f of await checkpointFiles(root)) for (const [name, t] of await readSafetensorsHeader(f)) all.set(name, t);
 
   let spec: ThinkerLoadSpec | undefined;
   let problem: string | undefined;

@@ -97,6 +97,8 @@ export interface PreprocessOptions {
   videoGridFps?: number;
   /** false: prefill an empty think block after the generation prompt (thinking off). */
   enableThinking?: boolean;
+  /** Also return each clip's features and each image's patches separately (for running the model). */
+  withMedia?: boolean;
   progress?: (line: string) => void;
 }
 
@@ -108,7 +110,7 @@ export interface ModelInput {
   inputIds: Int32Array;
   /** 3 x length, row-major. */
   positionIds: Float32Array;
-  /** Each clip's features cut to its valid frames (128 x frames, mel-major), in queue order. */
+  /** With `withMedia`: each clip's features cut to its valid frames (128 x frames, mel-major), in queue order. */
   audio: { features: Float32Array; frames: number }[];
   images: { pixelValues: Float32Array; grid: [number, number, number] }[];
 }
@@ -197,8 +199,12 @@ export async function prepareModelInput(conversation: Conversation, options: Pre
   const validFrames: number[] = [];
   for (const [i, clip] of clips.entries()) {
     log(`features for ${clip.where} (${(clip.samples.length / 16_000).toFixed(2)} s)`);
-    const padded = new Float32Array(longest);
-    padded.set(clip.samples);
+    // Zero-padded to the longest clip (the longest itself needs no copy).
+    let padded = clip.samples;
+    if (padded.length < longest) {
+      padded = new Float32Array(longest);
+      padded.set(clip.samples);
+    }
     const f = await placed(clip.where, logMelFeatures(padded));
     features.set(f.data, i * MEL_BINS * frames);
     const valid = Math.min(frames, Math.ceil(clip.samples.length / MEL_HOP));
@@ -268,7 +274,7 @@ export async function prepareModelInput(conversation: Conversation, options: Pre
   tensors.position_ids = { dtype: 'F32', shape: [3, 1, s], data: bytesOf(seq.positionIds) };
   // get_rope_index computes the delta from float positions, so it is float32 too.
   tensors.rope_deltas = { dtype: 'F32', shape: [1, 1], data: bytesOf(Float32Array.of(seq.ropeDelta)) };
-  const audio = validFrames.map((valid, i) => {
+  const audio = !options.withMedia ? [] : validFrames.map((valid, i) => {
     const cut = new Float32Array(MEL_BINS * valid);
     for (let m = 0; m < MEL_BINS; m++) {
       const row = (i * MEL_BINS + m) * frames;

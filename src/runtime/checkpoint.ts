@@ -307,7 +307,8 @@ function expectedTensors(c: ParsedConfig, fusedExperts: (layer: number) => boole
   return m;
 }
 
-async function readJson(path: string, what: string): Promise<unknown> {
+/** Reads a JSON file of the checkpoint; missing -> checkpoint_missing, invalid -> *_invalid. */
+export async function readJson(path: string, what: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -321,6 +322,28 @@ async function readJson(path: string, what: string): Promise<unknown> {
   }
 }
 
+/** The checkpoint's safetensors files: those the shard index names, else model.safetensors. */
+export async function checkpointFiles(root: string): Promise<string[]> {
+  const indexPath = join(root, 'model.safetensors.index.json');
+  const hasIndex = await stat(indexPath).then(
+    () => true,
+    () => false,
+  );
+  if (!hasIndex) return [join(root, 'model.safetensors')];
+  const index = await readJson(indexPath, 'shard index');
+  if (!isObject(index) || !isObject(index.weight_map)) {
+    throw new CheckpointError('checkpoint_file_invalid', `${indexPath}: weight_map is missing`, indexPath);
+  }
+  const names = new Set<string>();
+  for (const v of Object.values(index.weight_map)) {
+    if (typeof v !== 'string' || v.includes('/') || v.includes('\\')) {
+      throw new CheckpointError('checkpoint_file_invalid', `${indexPath}: weight_map holds an invalid file name ${JSON.stringify(v)}`, indexPath);
+    }
+    names.add(v);
+  }
+  return [...names].sort().map((f) => join(root, f));
+}
+
 /**
  * Reads config.json and the safetensors headers of a checkpoint directory and returns what the
  * native engine needs to map and check the thinker's text decoder. Throws CheckpointError.
@@ -329,31 +352,7 @@ export async function readThinkerCheckpoint(dir: string, options: { threads?: nu
   const root = resolve(dir);
   const config = parseThinkerConfig(await readJson(join(root, 'config.json'), 'config'));
 
-  // Shards: the index names a file per tensor; otherwise one model.safetensors.
-  let files: string[];
-  const indexPath = join(root, 'model.safetensors.index.json');
-  let hasIndex = true;
-  try {
-    await stat(indexPath);
-  } catch {
-    hasIndex = false;
-  }
-  if (hasIndex) {
-    const index = await readJson(indexPath, 'shard index');
-    if (!isObject(index) || !isObject(index.weight_map)) {
-      throw new CheckpointError('checkpoint_file_invalid', `${indexPath}: weight_map is missing`, indexPath);
-    }
-    const names = new Set<string>();
-    for (const v of Object.values(index.weight_map)) {
-      if (typeof v !== 'string' || v.includes('/') || v.includes('\\')) {
-        throw new CheckpointError('checkpoint_file_invalid', `${indexPath}: weight_map holds an invalid file name ${JSON.stringify(v)}`, indexPath);
-      }
-      names.add(v);
-    }
-    files = [...names].sort().map((f) => join(root, f));
-  } else {
-    files = [join(root, 'model.safetensors')];
-  }
+  const files = await checkpointFiles(root);
 
   const found = new Map<string, { file: number; dtype: string; shape: number[]; offset: number; bytes: number }>();
   for (const [i, f] of files.entries()) {

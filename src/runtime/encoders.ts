@@ -9,11 +9,10 @@
 //   const { embeds, deepstack } = await vision.encode(pixelValues, [[1, 4, 6]]);
 //
 // Encodes run on the libuv pool (and the encoder's own threads), never on the event loop.
-import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { NativeAddonError, nativeAddon } from '../native/addon.js';
-import type { NativeAudioEncoder, NativeVisionEncoder } from '../native/addon.js';
-import { CheckpointError, readSafetensorsHeader } from './checkpoint.js';
+import type { NativeAudioEncoder, NativeAudioEncoderSpec, NativeVisionEncoder, NativeVisionEncoderSpec } from '../native/addon.js';
+import { CheckpointError, checkpointFiles, readJson, readSafetensorsHeader } from './checkpoint.js';
 import type { CheckpointErrorCode, ThinkerTensor, ThinkerTensorDtype } from './checkpoint.js';
 
 export const ENCODER_ERROR_CODES = [
@@ -48,44 +47,15 @@ export class EncoderError extends Error {
 /** Tensor entry of an encoder load spec (same layout as the thinker's). */
 export type EncoderTensor = ThinkerTensor;
 
-export interface AudioEncoderLoadSpec {
+/** What the native audio encoder maps and checks: the config's sizes and the tensor list. */
+export interface AudioEncoderLoadSpec extends NativeAudioEncoderSpec {
   dir: string;
-  files: string[];
-  numMelBins: number;
-  dModel: number;
-  numLayers: number;
-  numHeads: number;
-  ffnDim: number;
-  downsampleHiddenSize: number;
-  outputDim: number;
-  /** Conv chunks are 2 * nWindow mel frames. */
-  nWindow: number;
-  /** Attention windows span nWindowInfer / (2 * nWindow) conv chunks. */
-  nWindowInfer: number;
-  maxSourcePositions: number;
-  /** Encoder threads (default: one per core). */
-  threads?: number;
   tensors: EncoderTensor[];
 }
 
-export interface VisionEncoderLoadSpec {
+/** The same for the vision encoder (deepstack blocks go through merger_list.K, K = list position). */
+export interface VisionEncoderLoadSpec extends NativeVisionEncoderSpec {
   dir: string;
-  files: string[];
-  hiddenSize: number;
-  depth: number;
-  numHeads: number;
-  intermediateSize: number;
-  patchSize: number;
-  temporalPatchSize: number;
-  inChannels: number;
-  spatialMergeSize: number;
-  numPositionEmbeddings: number;
-  outHiddenSize: number;
-  /** Blocks whose output goes through merger_list.K (K = position in this list). */
-  deepstackVisualIndexes: number[];
-  ropeTheta: number;
-  hiddenAct: 'gelu_pytorch_tanh' | 'gelu';
-  threads?: number;
   tensors: EncoderTensor[];
 }
 
@@ -110,46 +80,12 @@ function int(obj: Json, field: string, path: string, fallback?: number): number 
   return v;
 }
 
-async function readJson(path: string, what: 'config' | 'shard index'): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    throw new CheckpointError('checkpoint_missing', `${what} ${path} is missing`, path);
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new CheckpointError(what === 'config' ? 'checkpoint_config_invalid' : 'checkpoint_file_invalid', `${path} is not valid JSON (${(err as Error).message})`, path);
-  }
-}
-
 /** The thinker section of config.json and the prefix of its tensors. */
 function thinkerSection(config: unknown): { thinker: Json; prefix: string } {
   if (!isObject(config)) throw configError('(root)', 'must be a JSON object');
   if (isObject(config.thinker_config)) return { thinker: config.thinker_config, prefix: 'thinker.' };
   if (config.model_type === 'qwen3_omni_moe_thinker') return { thinker: config, prefix: '' };
   throw configError('thinker_config', 'is missing: expected the config of a Qwen3OmniMoeForConditionalGeneration');
-}
-
-/** The checkpoint's safetensors files: the shard index's, else model.safetensors. */
-async function checkpointFiles(root: string): Promise<string[]> {
-  const indexPath = join(root, 'model.safetensors.index.json');
-  const hasIndex = await stat(indexPath).then(
-    () => true,
-    () => false,
-  );
-  if (!hasIndex) return [join(root, 'model.safetensors')];
-  const index = await readJson(indexPath, 'shard index');
-  if (!isObject(index) || !isObject(index.weight_map)) throw new CheckpointError('checkpoint_file_invalid', `${indexPath}: weight_map is missing`, indexPath);
-  const names = new Set<string>();
-  for (const v of Object.values(index.weight_map)) {
-    if (typeof v !== 'string' || v.includes('/') || v.includes('\\')) {
-      throw new CheckpointError('checkpoint_file_invalid', `${indexPath}: weight_map holds an invalid file name ${JSON.stringify(v)}`, indexPath);
-    }
-    names.add(v);
-  }
-  return [...names].sort().map((f) => join(root, f));
 }
 
 /** Finds each expected tensor (key without the thinker prefix) and checks dtype, shape and size. */
