@@ -45,17 +45,21 @@ const med = runs[Math.floor(runs.length / 2)];
 console.log(`10 s 720p H.264 -> patches (probe, decode 20 sampled frames of 300, resize, patchify; grid ${med.grid.join('x')}):`);
 console.log(`  median ${med.ms.toFixed(0)} ms (min ${runs[0].ms.toFixed(0)}, max ${runs[runs.length - 1].ms.toFixed(0)}) over ${runs.length} runs; event-loop delay p99 ${med.p99.toFixed(2)} ms, max ${med.max.toFixed(2)} ms`);
 
-clip('clip_1080p_5min.mp4', '1920x1080', 300, 25);
+const long = clip('clip_1080p_5min.mp4', '1920x1080', 300, 25);
 const conv = join(out, 'long_video_conversation.json');
 writeFileSync(conv, JSON.stringify([{ role: 'user', content: [{ type: 'video', path: 'clip_1080p_5min.mp4' }, { type: 'text', text: 'Summarise.' }] }]));
-const t0 = performance.now();
-// Peak RSS of the preprocess process itself, from the kernel (VmHWM at exit).
-const r = spawnSync(
-  process.execPath,
-  ['--import', pathToFileURL(join(root, 'bench', 'peak_rss.mjs')).href, join(root, 'bin', 'omni-gateway.js'), 'preprocess', '--input', conv, '--out', join(out, 'long_video.safetensors'), '--use-audio-in-video'],
-  { encoding: 'utf8', maxBuffer: 64 << 20 },
-);
-const peak = /PEAK_RSS_KB (\d+)/.exec(r.stderr)?.[1];
-const lines = r.stderr.trim().split('\n');
-console.log(`5 min 1080p (25 fps, 7500 frames) -> preprocess --use-audio-in-video: exit ${r.status}, ${((performance.now() - t0) / 1000).toFixed(1)} s, peak RSS ${peak ? (Number(peak) / 1024).toFixed(0) : '?'} MB`);
-console.log(`  ${lines.filter((l) => /^video |wrote/.test(l)).slice(-3).join('\n  ')}`);
+const peakRss = (args) => {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, ['--import', pathToFileURL(join(root, 'bench', 'peak_rss.mjs')).href, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const peak = /PEAK_RSS_KB (\d+)/.exec(r.stderr)?.[1];
+  return { status: r.status, seconds: (performance.now() - t0) / 1000, peakMb: peak ? Number(peak) / 1024 : NaN, stdout: r.stdout.trim(), stderr: r.stderr };
+};
+// 1. The video pipeline alone (what a runtime consuming steps holds).
+const stream = peakRss([join(root, 'bench', 'video_stream.mjs'), long]);
+console.log(`5 min 1080p (25 fps, 7500 frames) -> streamed temporal steps: exit ${stream.status}, ${stream.seconds.toFixed(1)} s, peak RSS ${stream.peakMb.toFixed(0)} MB (${stream.stdout})`);
+// 2. The whole preprocess command, which also loads the Qwen3 tokenizer (~150 MB by itself).
+for (const extra of [[], ['--use-audio-in-video']]) {
+  const r = peakRss([join(root, 'bin', 'omni-gateway.js'), 'preprocess', '--input', conv, '--out', join(out, 'long_video.safetensors'), ...extra]);
+  console.log(`omni-gateway preprocess ${extra.join(' ') || '(video only)'}: exit ${r.status}, ${r.seconds.toFixed(1)} s, peak RSS ${r.peakMb.toFixed(0)} MB`);
+  if (r.status !== 0) console.log(r.stderr.trim().split('\n').slice(-3).join('\n'));
+}
