@@ -81,7 +81,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterEngine(env, exports);
   RegisterEncoders(env, exports);
   exports.Set("simdLevel", Napi::String::New(env, SimdLevel()));
-  exports.Set("abiVersion", Napi::Number::New(env, 6));
+  exports.Set("abiVersion", Napi::Number::New(env, 7));
   return exports;
 }
 

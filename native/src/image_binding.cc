@@ -228,10 +228,13 @@ Napi::Value I420ToRgb(const Napi::CallbackInfo& info) {
 }
 
 // RGBA -> RGB on white, on the libuv pool (a multi-megapixel image is a few milliseconds).
+// Four channels in, RGB out, on the libuv pool: RGBA over white, or CMYK as Pillow converts it.
 class CompositeWorker : public Napi::AsyncWorker {
  public:
-  CompositeWorker(Napi::Env env, Napi::Uint8Array rgba)
+  using Convert = void (*)(const uint8_t*, size_t, uint8_t*);
+  CompositeWorker(Napi::Env env, Napi::Uint8Array rgba, Convert convert = image::CompositeOnWhite)
       : Napi::AsyncWorker(env, "omni.compositeOnWhite"),
+        convert_(convert),
         deferred_(Napi::Promise::Deferred::New(env)),
         rgba_ref_(Napi::Persistent(rgba)),
         rgba_(rgba.Data()),
@@ -240,10 +243,11 @@ class CompositeWorker : public Napi::AsyncWorker {
         out_data_(out_.Value().Data()) {}
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
-  void Execute() override { image::CompositeOnWhite(rgba_, pixels_, out_data_); }
+  void Execute() override { convert_(rgba_, pixels_, out_data_); }
   void OnOK() override { deferred_.Resolve(out_.Value()); }
 
  private:
+  Convert convert_;
   Napi::Promise::Deferred deferred_;
   Napi::Reference<Napi::Uint8Array> rgba_ref_;
   const uint8_t* rgba_;
@@ -263,6 +267,15 @@ Napi::Value CompositeOnWhite(const Napi::CallbackInfo& info) {
   return worker->Promise();
 }
 
+Napi::Value CmykToRgb(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !IsUint8Array(info[0]) || info[0].As<Napi::Uint8Array>().ByteLength() % 4 != 0) {
+    throw CodedError(info.Env(), "image_option_invalid", "expected a Uint8Array of CMYK pixels (length a multiple of 4)");
+  }
+  auto* worker = new CompositeWorker(info.Env(), info[0].As<Napi::Uint8Array>(), image::CmykToRgb);
+  worker->Queue();
+  return worker->Promise();
+}
+
 Napi::Value ImageResizeSync(const Napi::CallbackInfo& info) {
   const Args a = ParseArgs(info);
   auto out = Napi::Uint8Array::New(info.Env(), static_cast<size_t>(a.out_h) * a.out_w * 3);
@@ -278,6 +291,7 @@ void RegisterImage(Napi::Env env, Napi::Object exports) {
   exports.Set("compositeOnWhite", Napi::Function::New(env, CompositeOnWhite, "compositeOnWhite"));
   exports.Set("temporalPatches", Napi::Function::New(env, TemporalPatches, "temporalPatches"));
   exports.Set("i420ToRgb", Napi::Function::New(env, I420ToRgb, "i420ToRgb"));
+  exports.Set("cmykToRgb", Napi::Function::New(env, CmykToRgb, "cmykToRgb"));
   exports.Set("imageResizeSync", Napi::Function::New(env, ImageResizeSync, "imageResizeSync"));
 }
 

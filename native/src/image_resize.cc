@@ -333,6 +333,17 @@ OMNI_CLONES void CompositeOnWhite(const uint8_t* rgba, size_t pixels, uint8_t* r
   }
 }
 
+OMNI_CLONES void CmykToRgb(const uint8_t* cmyk, size_t pixels, uint8_t* rgb) {
+  for (size_t i = 0; i < pixels; ++i) {
+    const int nk = 255 - cmyk[4 * i + 3];
+    for (int c = 0; c < 3; ++c) {
+      const int t = cmyk[4 * i + c] * nk + 128;  // Pillow's MULDIV255
+      const int v = nk - (((t >> 8) + t) >> 8);
+      rgb[3 * i + c] = static_cast<uint8_t>(v < 0 ? 0 : v);
+    }
+  }
+}
+
 AxisTaps ComputeAxisTaps(int in_size, int out_size) {
   // torch's _compute_index_ranges_weights (antialias, align_corners=false) in double, then
   // _compute_index_ranges_int16_weights' quantisation.

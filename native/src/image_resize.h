@@ -46,6 +46,10 @@ AxisTaps ComputeAxisTaps(int in_size, int out_size);
 // qwen-omni-utils uses): out = (c * a + 255 * (255 - a)) / 255, correctly rounded.
 void CompositeOnWhite(const uint8_t* rgba, size_t pixels, uint8_t* rgb);
 
+// CMYK -> RGB exactly as Pillow's Image.convert("RGB") (what the reference gets for a CMYK JPEG):
+// nk = 255 - K, out = nk - round(C * nk / 255) with Pillow's MULDIV255 rounding; no ICC profile.
+void CmykToRgb(const uint8_t* cmyk, size_t pixels, uint8_t* rgb);
+
 // Resized uint8 RGB (out_h x out_w x 3), the reference's intermediate; for tests and diagnostics.
 void ResizeRgb(const uint8_t* rgb, int width, int height, int out_h, int out_w, uint8_t* out);
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { ThinkerLoadSpec } from '../runtime/checkpoint.js';
 
 /** Bumped in native/src/addon.cc whenever the binding surface changes. */
-export const NATIVE_ABI_VERSION = 6;
+export const NATIVE_ABI_VERSION = 7;
 
 export interface NativeAddon {
   pcm16leToFloat32(bytes: Uint8Array): Float32Array;
@@ -48,6 +48,8 @@ export interface NativeAddon {
   ): Promise<{ pixelValues: Float32Array | Uint16Array; gridT: number; gridH: number; gridW: number }>;
   /** Packed I420 (BT.601 limited range) -> 8-bit RGB on the libuv pool; rejects with frame_invalid. */
   i420ToRgb(i420: Uint8Array, width: number, height: number): Promise<Uint8Array>;
+  /** CMYK -> RGB as Pillow's convert("RGB") computes it (no ICC), on the libuv pool. */
+  cmykToRgb(cmyk: Uint8Array): Promise<Uint8Array>;
   /** RGBA over a white background -> RGB, rounded as Pillow's paste(mask=alpha), on the libuv pool. */
   compositeOnWhite(rgba: Uint8Array): Promise<Uint8Array>;
   /** The resized 8-bit RGB alone (the reference's uint8 intermediate), on the calling thread. */

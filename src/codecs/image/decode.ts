@@ -60,6 +60,30 @@ function isJpeg(bytes: Uint8Array): boolean {
   return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
 }
 
+/**
+ * Component count of a JPEG's frame header (4 = CMYK or YCCK), reading only marker segments up
+ * to the first SOF; 0 when not found.
+ */
+export function jpegComponents(bytes: Uint8Array): number {
+  let at = 2;
+  while (at + 4 <= bytes.length) {
+    if (bytes[at] !== 0xff) return 0;
+    const marker = bytes[at + 1]!;
+    if (marker === 0xff) {
+      at++; // fill byte
+      continue;
+    }
+    const length = (bytes[at + 2]! << 8) | bytes[at + 3]!;
+    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return at + 9 < bytes.length ? bytes[at + 9]! : 0;
+    }
+    if (marker === 0xda || length < 2) return 0; // scan data before a frame header: malformed
+    at += 2 + length;
+  }
+  return 0;
+}
+
 function decodeFailed(err: unknown): CodecError {
   const message = err instanceof Error ? err.message : String(err);
   if (/pixel limit/i.test(message)) {
@@ -72,7 +96,8 @@ function decodeFailed(err: unknown): CodecError {
  * Decodes JPEG (baseline, progressive, CMYK), PNG (8/16-bit, palette, grey, alpha), WebP, AVIF,
  * GIF (first frame) and TIFF (first page) into 8-bit RGB. Orientation from EXIF is applied, alpha
  * is composited onto white (what qwen-omni-utils does before the processor), greyscale is
- * replicated into three channels and CMYK / ICC-tagged images are converted to sRGB.
+ * replicated into three channels, CMYK becomes RGB with Pillow's formula (what the reference's
+ * convert("RGB") gives; no ICC) and ICC-tagged RGB images are converted to sRGB.
  */
 export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions = {}): Promise<DecodedImage> {
   if (!(bytes instanceof Uint8Array)) {
@@ -90,7 +115,10 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions
   loadAddonOnce();
   let format: ImageFormat = 'jpeg';
   let hadAlpha = false;
-  if (!isJpeg(bytes)) {
+  let cmyk = false;
+  if (isJpeg(bytes)) {
+    cmyk = jpegComponents(bytes) === 4;
+  } else {
     let meta: Metadata;
     try {
       meta = await sharp(input, sharpOptions).metadata();
@@ -113,18 +141,31 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions
       throw new CodecError('image_too_large', `image is ${width}x${height} = ${width * height} pixels; the limit is ${maxPixels}`, 'image');
     }
     hadAlpha = meta.hasAlpha === true;
+    cmyk = meta.space === 'cmyk';
   }
 
   // Alpha is composited natively rather than with sharp's flatten, whose rounding differs from
   // Pillow's paste (what the reference pipeline uses) on about a third of semi-transparent pixels.
-  const channels = hadAlpha ? 4 : 3;
+  // CMYK is kept as decoded and converted natively with Pillow's formula (the reference's
+  // convert("RGB")), not through an ICC profile as libvips would.
+  const channels = hadAlpha || cmyk ? 4 : 3;
   let data: Buffer;
   let info: OutputInfo;
   try {
-    const pipeline = sharp(input, sharpOptions).rotate().toColourspace('srgb');
-    ({ data, info } = await (hadAlpha ? pipeline.ensureAlpha() : pipeline.removeAlpha())
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true }));
+    if (cmyk) {
+      ({ data, info } = await sharp(input, sharpOptions)
+        .rotate()
+        .pipelineColourspace('cmyk')
+        .toColourspace('cmyk')
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true }));
+      hadAlpha = false;
+    } else {
+      const pipeline = sharp(input, sharpOptions).rotate().toColourspace('srgb');
+      ({ data, info } = await (hadAlpha ? pipeline.ensureAlpha() : pipeline.removeAlpha())
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true }));
+    }
   } catch (err) {
     throw decodeFailed(err);
   }
@@ -133,7 +174,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions
   }
   const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return {
-    rgb: hadAlpha ? await nativeAddon().compositeOnWhite(pixels) : pixels,
+    rgb: cmyk ? await nativeAddon().cmykToRgb(pixels) : hadAlpha ? await nativeAddon().compositeOnWhite(pixels) : pixels,
     width: info.width,
     height: info.height,
     format,
