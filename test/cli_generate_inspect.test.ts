@@ -78,6 +78,14 @@ describe('omni-gateway generate', () => {
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(message);
     }
+    const bad = join(mkdtempSync(join(tmpdir(), 'omni-gen-')), 'bad.json');
+    writeFileSync(bad, '[{"role":"robot","content":"hi"}]');
+    const badConv = spawnSync(process.execPath, [BIN, 'generate', '--model', TINY, '--input', bad], { encoding: 'utf8' });
+    expect(badConv.status).toBe(2);
+    expect(badConv.stderr).toMatch(/messages\[0\]\.role must be/);
+    const sampling = spawnSync(process.execPath, [BIN, 'generate', '--model', TINY, '--input', conv, '--top-p', '0.9'], { encoding: 'utf8' });
+    expect(sampling.status).toBe(2);
+    expect(sampling.stderr).toMatch(/give --temperature above 0/);
     const missing = spawnSync(process.execPath, [BIN, 'generate', '--model', join(tmpdir(), 'nope'), '--input', conv], { encoding: 'utf8' });
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/checkpoint_missing/);

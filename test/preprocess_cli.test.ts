@@ -89,6 +89,11 @@ describe('tools in the conversation file', () => {
     expect(ids.filter((id) => id === 151_665)).toHaveLength(1); // <tool_response>
   });
 
+  it('rejects a conversation with no messages', () => {
+    expect(() => parseConversation([])).toThrow('the conversation has no messages');
+    expect(() => parseConversation({ messages: [], tools: [] })).toThrow('the conversation has no messages');
+  });
+
   it('rejects tool calls on a user message and a non-list tools, naming them', () => {
     expect(() => parseConversation([{ role: 'user', content: 'x', tool_calls: [] }])).toThrow('messages[0].tool_calls must be a list, on an assistant message');
     expect(() => parseConversation({ messages: [], tools: {} })).toThrow('tools must be a list');

@@ -3,7 +3,7 @@
 // The goldens keep pixel_values_videos out of the safetensors (size); its rows, row means and sums
 // are in the json.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -86,9 +86,10 @@ describe('preprocess with video (golden from the reference processor)', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'omni-ppv-')), 'x.safetensors');
     const bad = spawnSync(process.execPath, [BIN, 'preprocess', '--input', join(FIX, 'video_conversation.json'), '--out', out, '--fps', 'fast'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/--fps must be a positive number/);
+    expect(bad.stderr).toMatch(/--fps must be a number from 0.01 to 1000, got "fast"/);
     const silent = spawnSync(process.execPath, [BIN, 'preprocess', '--input', join(FIX, 'video_conversation.json'), '--out', out, '--use-audio-in-video'], { encoding: 'utf8' });
     expect(silent.status).toBe(2);
     expect(silent.stderr).toMatch(/messages\[1\]\.content\[1\].*no soundtrack/);
+    expect(existsSync(out)).toBe(false); // nothing half-written under the requested name
   });
 });

@@ -91,7 +91,7 @@ describe('decode loop', () => {
     expect(tokens(events)).toEqual([9]);
   });
 
-  it('cancel stops before the next engine step', async () => {
+  it('cancel: the streamed token is still fed, then no further engine step', async () => {
     const controller = new AbortController();
     const model = new TableModel(() => 7);
     const events: GenerationEvent[] = [];
@@ -104,7 +104,8 @@ describe('decode loop', () => {
       if (events.length === 3) controller.abort();
     }
     expect(done(events).reason).toBe('cancelled');
-    expect(model.fed).toHaveLength(2);
+    expect(tokens(events)).toHaveLength(3);
+    expect(model.fed).toHaveLength(3);
   });
 
   it('rejects bad options with the parameter named', async () => {

@@ -91,7 +91,7 @@ describe('native runtime on the tiny checkpoint (greedy == transformers)', () =>
     }
     expect(events.at(-1)).toMatchObject({ type: 'done', reason: 'cancelled' });
     expect(tokensOf(events)).toHaveLength(2);
-    expect(s.length).toBe(20 + 1); // the first token was fed before the cancel; the second never reached the engine
+    expect(s.length).toBe(20 + 2); // both streamed tokens are in the context; no step after the cancel
     s.close();
   });
 
@@ -105,5 +105,43 @@ describe('native runtime on the tiny checkpoint (greedy == transformers)', () =>
     await expect(s.append({ ids: Int32Array.of(1, 2), positions: new Float32Array(5) })).rejects.toMatchObject({ param: 'positions' });
     s.close();
     await expect(s.append(chunkOf('text'))).rejects.toMatchObject({ code: 'session_closed' });
+  });
+
+  it('a session out of room ends its reply with length and never fails the others in its batch', async () => {
+    const small = engine.open({ maxLength: 23 }); // 20 prompt tokens + 3
+    const big = engine.open({ maxLength: 256 });
+    await Promise.all([small.append(chunkOf('text')), big.append(chunkOf('text'))]);
+    const [a, b] = await Promise.all([
+      collect(small.generate({ maxTokens: 8, ids: { stop: [] } })),
+      collect(big.generate({ maxTokens: 8, ids: { stop: [] } })),
+    ]);
+    expect(a.at(-1)).toMatchObject({ type: 'done', reason: 'length' });
+    expect(tokensOf(a)).toEqual(manifest.cases.text!.greedy.full!.tokens.slice(0, 3));
+    expect(tokensOf(b)).toEqual(manifest.cases.text!.greedy.full!.tokens);
+    await expect(collect(small.generate({ maxTokens: 8 }))).rejects.toMatchObject({ code: 'context_full' });
+    small.close();
+    big.close();
+  });
+
+  it('a cancel made before the stream is first read still cancels it', async () => {
+    const s = engine.open({ maxLength: 256 });
+    await s.append(chunkOf('text'));
+    const gen = s.generate({ maxTokens: 8, ids: { stop: [] } });
+    s.cancel();
+    const events = await collect(gen);
+    expect(events).toEqual([expect.objectContaining({ type: 'done', reason: 'cancelled' })]);
+    s.close();
+  });
+
+  it('closing a session mid-reply ends the stream as cancelled and frees the session', async () => {
+    const s = engine.open({ maxLength: 256 });
+    await s.append(chunkOf('text'));
+    const events: GenerationEvent[] = [];
+    for await (const e of s.generate({ maxTokens: 50, ids: { stop: [] } })) {
+      events.push(e);
+      if (events.length === 1) s.close();
+    }
+    expect(events.at(-1)).toMatchObject({ type: 'done', reason: 'cancelled' });
+    expect(engine.activeSessions).toBe(0);
   });
 });

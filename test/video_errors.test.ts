@@ -93,3 +93,13 @@ describe('long videos', () => {
     expect(steps).toBe(384);
   });
 });
+
+describe('index counts that overstate the decodable frames', () => {
+  it('a trimmed MP4 (edit list) decodes, its missing last sampled frame standing in from the last decoded one', async () => {
+    const trimmed = join(dir, 'trimmed.mp4');
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-ss', '0.1', '-i', good, '-c', 'copy', trimmed]);
+    const plan = await planVideo(trimmed);
+    const v = await videoToPatches(trimmed);
+    expect(v.grid[0]).toBe(plan.indices.length / 2);
+  });
+});

@@ -124,4 +124,29 @@ describe('frame sampler', () => {
     expect(() => sampler.push(i420Frame(8, 8, 0, 1000))).toThrow(expect.objectContaining({ code: 'frame_sampler_closed' }));
     expect(() => new FrameSampler({ fps: 0, onStep: () => undefined })).toThrow(expect.objectContaining({ param: 'fps' }));
   });
+
+  it('a late frame does not let the next camera frame through right behind it', async () => {
+    const { sampler, steps } = collect();
+    for (const t of [0, 1000, 1033, 1500]) sampler.push(i420Frame(64, 64, 40, t));
+    await sampler.flush();
+    expect(sampler.stats.skipped).toBe(1);
+    expect(steps.map((s) => s.timestampsMs)).toEqual([
+      [0, 1000],
+      [1500, 1500],
+    ]);
+  });
+
+  it('flush then frames of a new size: steps leave in order with the right labels', async () => {
+    const { sampler, steps } = collect();
+    sampler.push(i420Frame(64, 64, 40, 0));
+    const flushed = sampler.flush();
+    sampler.push(i420Frame(96, 64, 50, 500));
+    sampler.push(i420Frame(96, 64, 60, 1000));
+    await flushed;
+    await sampler.flush();
+    expect(steps.map((s) => [s.segment, s.t, s.sourceWidth, s.timestampsMs])).toEqual([
+      [0, 0, 64, [0, 0]],
+      [1, 0, 96, [500, 1000]],
+    ]);
+  });
 });

@@ -32,9 +32,11 @@ export interface CommandLine {
   inspect?: { model: string; json: boolean };
 }
 
-const PREPROCESS_OPTIONS = ['no-generation-prompt', 'use-audio-in-video', 'fps', 'video-grid-fps'] as const;
+const PREPROCESS_OPTIONS = ['no-generation-prompt'] as const;
 const DEMO_MODEL_OPTIONS = ['size'] as const;
 const GENERATE_OPTIONS = ['max-tokens', 'greedy', 'temperature', 'top-p', 'top-k', 'thinking', 'thinking-budget', 'voice', 'speech-out', 'threads'] as const;
+/** Conversation-building flags shared by preprocess and generate. */
+const CONVERSATION_OPTIONS = ['use-audio-in-video', 'fps', 'video-grid-fps'] as const;
 
 const flagToKey = new Map<string, SettingKey>(
   (Object.keys(SETTINGS) as SettingKey[]).map((key) => [SETTINGS[key].flag, key]),
@@ -75,13 +77,18 @@ function integer(name: string, value: unknown, min: number, max: number): number
   return Number(value);
 }
 
-/** A positive finite number from a flag, or a usage error naming it. */
-function positiveNumber(name: string, value: unknown): number | undefined {
+const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+/** A decimal number from a flag within [min, max] (min excluded when `open`), or a usage error naming it. */
+function decimal(name: string, value: unknown, min: number, max: number, open = false): number | undefined {
   if (value === undefined) return undefined;
-  const n = typeof value === 'string' && /^\s*[0-9.eE+-]+\s*$/.test(value) ? Number(value) : NaN;
-  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`--${name} must be a positive number, got ${JSON.stringify(value)}`);
+  const n = typeof value === 'string' && DECIMAL.test(value) ? Number(value) : NaN;
+  if (!(open ? n > min : n >= min) || !(n <= max)) {
+    throw new UsageError(`--${name} must be a number ${open ? 'above' : 'from'} ${min} ${open ? 'up ' : ''}to ${max}, got ${JSON.stringify(value)}`);
+  }
   return n;
 }
+const positiveNumber = (name: string, value: unknown): number | undefined => decimal(name, value, 0.01, 1000);
 
 export function parseCommandLine(argv: readonly string[]): CommandLine {
   let parsed: ReturnType<typeof parseArgs>;
@@ -116,6 +123,9 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     }
     if (command !== 'generate' && (GENERATE_OPTIONS as readonly string[]).includes(name)) {
       throw new UsageError(`option --${name} applies to generate, not ${command}`);
+    }
+    if (command !== 'generate' && command !== 'preprocess' && (CONVERSATION_OPTIONS as readonly string[]).includes(name)) {
+      throw new UsageError(`option --${name} applies to preprocess and generate, not ${command}`);
     }
     if (name === 'seed' && command !== 'generate' && command !== 'demo-model') throw new UsageError(`option --seed applies to generate and demo-model, not ${command}`);
     if (name === 'json' && command !== 'generate' && command !== 'inspect') throw new UsageError(`option --json applies to generate and inspect, not ${command}`);
@@ -163,13 +173,15 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (typeof input !== 'string') throw new UsageError('generate needs --input conversation.json (or a model-input .safetensors file)');
     const thinking = values.thinking;
     if (thinking !== undefined && thinking !== 'on' && thinking !== 'off') throw new UsageError(`--thinking must be on or off, got ${JSON.stringify(thinking)}`);
-    const temperature = values.temperature !== undefined ? Number(values.temperature) : undefined;
-    if (temperature !== undefined && !(temperature >= 0 && temperature <= 100)) throw new UsageError(`--temperature must be a number from 0 to 100, got ${JSON.stringify(values.temperature)}`);
-    const topP = values['top-p'] !== undefined ? Number(values['top-p']) : undefined;
-    if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${JSON.stringify(values['top-p'])}`);
+    const temperature = decimal('temperature', values.temperature, 0, 100);
+    const topP = decimal('top-p', values['top-p'], 0, 1, true);
     if (values.greedy === true && (temperature !== undefined || topP !== undefined || values['top-k'] !== undefined)) {
       throw new UsageError('--greedy cannot be combined with --temperature, --top-p or --top-k');
     }
+    if (!temperature && (topP !== undefined || values['top-k'] !== undefined || values.seed !== undefined)) {
+      throw new UsageError('--top-p, --top-k and --seed apply to sampling: give --temperature above 0 (without it generation is greedy)');
+    }
+    if (thinking === 'off' && values['thinking-budget'] !== undefined) throw new UsageError('--thinking-budget needs thinking on, not --thinking off');
     const topK = integer('top-k', values['top-k'], 0, 1_000_000);
     const seed = integer('seed', values.seed, 0, 2 ** 32 - 1);
     const thinkingBudget = integer('thinking-budget', values['thinking-budget'], 1, 1_000_000);
@@ -189,6 +201,9 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
       ...(typeof values.voice === 'string' ? { voice: values.voice } : {}),
       ...(typeof values['speech-out'] === 'string' ? { speechOut: values['speech-out'] } : {}),
       ...(threads !== undefined ? { threads } : {}),
+      ...(values['use-audio-in-video'] === true ? { useAudioInVideo: true } : {}),
+      ...(positiveNumber('fps', values.fps) !== undefined ? { fps: positiveNumber('fps', values.fps)! } : {}),
+      ...(positiveNumber('video-grid-fps', values['video-grid-fps']) !== undefined ? { videoGridFps: positiveNumber('video-grid-fps', values['video-grid-fps'])! } : {}),
       json: values.json === true,
     };
   }

@@ -23,6 +23,9 @@ export interface GenerateCommand {
   speechOut?: string;
   json: boolean;
   threads?: number;
+  useAudioInVideo?: boolean;
+  fps?: number;
+  videoGridFps?: number;
 }
 
 /** A conversation or model input the model cannot take; exit code 2 like other usage errors. */
@@ -41,7 +44,10 @@ function tensorValues(t: Tensor): number[] {
       throw new GenerateInputError(`unexpected dtype ${t.dtype}`);
   }
 }
-const f32 = (t: Tensor): Float32Array => new Float32Array(new Uint8Array(t.data).buffer);
+function f32(t: Tensor, name: string): Float32Array {
+  if (t.dtype !== 'F32') throw new GenerateInputError(`the model input's ${name} must be F32 (the reference's dtype), got ${t.dtype}`);
+  return new Float32Array(new Uint8Array(t.data).buffer);
+}
 
 /** A model-input safetensors file (reference tensor names) as one chunk. */
 export function chunkFromTensors(tensors: Record<string, Tensor>): ModelChunk {
@@ -51,12 +57,12 @@ export function chunkFromTensors(tensors: Record<string, Tensor>): ModelChunk {
     return t;
   };
   const ids = Int32Array.from(tensorValues(need('input_ids')));
-  const positions = f32(need('position_ids'));
+  const positions = f32(need('position_ids'), 'position_ids');
   if (positions.length !== 3 * ids.length) throw new GenerateInputError(`position_ids must be 3 x ${ids.length}`);
   const media: ChunkMedia[] = [];
   if (tensors.input_features) {
     const [n, mels, frames] = tensors.input_features.shape as [number, number, number];
-    const all = f32(tensors.input_features);
+    const all = f32(tensors.input_features, 'input_features');
     const mask = tensors.feature_attention_mask ? tensorValues(tensors.feature_attention_mask) : new Array<number>(n * frames).fill(1);
     for (let i = 0; i < n; i++) {
       let valid = 0;
@@ -68,7 +74,7 @@ export function chunkFromTensors(tensors: Record<string, Tensor>): ModelChunk {
   }
   for (const [pix, grids, kind] of [['pixel_values', 'image_grid_thw', 'image'], ['pixel_values_videos', 'video_grid_thw', 'video']] as const) {
     if (!tensors[pix]) continue;
-    const values = f32(tensors[pix]);
+    const values = f32(tensors[pix], pix);
     const g = tensorValues(need(grids));
     let at = 0;
     for (let i = 0; i < g.length; i += 3) {
@@ -96,6 +102,30 @@ export async function runGenerate(cmd: GenerateCommand, out: (s: string) => void
   if (cmd.voice !== undefined || cmd.speechOut !== undefined) {
     throw new GenerateInputError('speech output (--voice, --speech-out) needs the talker and code-to-wave stages, which this engine does not have yet');
   }
+  // The input is read and checked before the (possibly large) checkpoint is loaded.
+  let conversation: ReturnType<typeof parseConversation> | undefined;
+  let tensorInput: Record<string, Tensor> | undefined;
+  if (cmd.input.endsWith('.safetensors')) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(cmd.input);
+    } catch (err) {
+      throw new GenerateInputError(`cannot read model input ${cmd.input}: ${(err as Error).message}`);
+    }
+    try {
+      tensorInput = decodeSafetensors(bytes).tensors;
+    } catch (err) {
+      throw new GenerateInputError(`${cmd.input} is not a safetensors file: ${(err as Error).message}`);
+    }
+  } else {
+    let json: unknown;
+    try {
+      json = JSON.parse(await readFile(cmd.input, 'utf8'));
+    } catch (err) {
+      throw new GenerateInputError(`cannot read conversation ${cmd.input}: ${(err as Error).message}`);
+    }
+    conversation = parseConversation(json);
+  }
   const t0 = performance.now();
   const engine = await NativeEngine.load(cmd.model, cmd.threads ? { threads: cmd.threads } : {});
   try {
@@ -104,21 +134,18 @@ export async function runGenerate(cmd: GenerateCommand, out: (s: string) => void
     const realVocab = engine.spec.vocabSize >= 151_669;
     const tokenizer = realVocab ? QwenTokenizer.load() : undefined;
     let chunk: ModelChunk;
-    if (cmd.input.endsWith('.safetensors')) {
-      chunk = chunkFromTensors(decodeSafetensors(await readFile(cmd.input)).tensors);
+    if (tensorInput) {
+      chunk = chunkFromTensors(tensorInput);
     } else {
       if (!realVocab) throw new GenerateInputError(`this checkpoint's vocabulary (${engine.spec.vocabSize} tokens) is not Qwen3's; give a model-input .safetensors file instead of a conversation`);
-      let json: unknown;
-      try {
-        json = JSON.parse(await readFile(cmd.input, 'utf8'));
-      } catch (err) {
-        throw new GenerateInputError(`cannot read conversation ${cmd.input}: ${(err as Error).message}`);
-      }
-      const input = await prepareModelInput(parseConversation(json), {
+      const input = await prepareModelInput(conversation!, {
         addGenerationPrompt: true,
         withMedia: true,
         baseDir: dirname(resolve(cmd.input)),
         ...(cmd.thinking === false ? { enableThinking: false } : {}),
+        ...(cmd.useAudioInVideo ? { useAudioInVideo: true } : {}),
+        ...(cmd.fps !== undefined ? { fps: cmd.fps } : {}),
+        ...(cmd.videoGridFps !== undefined ? { videoGridFps: cmd.videoGridFps } : {}),
       });
       const videos: ChunkMedia[] = [];
       for (const plan of input.videos) {

@@ -38,15 +38,16 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
       }
     }
     if (cli.generate) {
-      const { runGenerate, GenerateInputError } = await import('./generate.js');
+      const { runGenerate } = await import('./generate.js');
+      const { ConversationError } = await import('./preprocess.js');
       try {
         await runGenerate(cli.generate);
         return EXIT_OK;
       } catch (err) {
         const e = err as Error & { code?: string };
         // Bad input, a checkpoint that cannot load, or media the checkpoint cannot take: usage errors.
-        if (err instanceof GenerateInputError || /^checkpoint_|^encoder_|^modality_/.test(e.code ?? '')) {
-          process.stderr.write(`omni-gateway generate: ${e.code && !(err instanceof GenerateInputError) ? `${e.code}: ` : ''}${e.message}\n`);
+        if (err instanceof ConversationError || /^checkpoint_|^encoder_|^modality_/.test(e.code ?? '')) {
+          process.stderr.write(`omni-gateway generate: ${e.code && !(err instanceof ConversationError) ? `${e.code}: ` : ''}${e.message}\n`);
           return EXIT_USAGE;
         }
         throw err;

@@ -4,7 +4,7 @@
 //
 // Videos are planned first (probe: frames, size, grid) and their patches streamed into the file
 // step by step at the end, so a long video never sits in memory whole.
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { decodeAudioFile } from '../codecs/audio/file_decoder.js';
 import { logMelFeatures, MEL_BINS, MEL_HOP } from '../codecs/audio/mel.js';
@@ -76,6 +76,12 @@ function parseMessages(json: unknown[], base: string): RawMessage[] {
  * message and part of every problem.
  */
 export function parseConversation(json: unknown): Conversation {
+  const conversation = parseConversationShape(json);
+  if (conversation.messages.length === 0) throw new ConversationError('the conversation has no messages');
+  return conversation;
+}
+
+function parseConversationShape(json: unknown): Conversation {
   if (Array.isArray(json)) return { messages: parseMessages(json, 'messages') };
   if (typeof json === 'object' && json !== null && Array.isArray((json as Record<string, unknown>).messages)) {
     const { messages, tools } = json as { messages: unknown[]; tools?: unknown };
@@ -107,6 +113,8 @@ export interface ModelInput {
   tensors: Record<string, Tensor>;
   /** Videos in order; their rows make `pixel_values_videos` (float32, rows x 1536). */
   videos: VideoPlan[];
+  /** Where each video is in the conversation (messages[i].content[j]), for error messages. */
+  videoPlaces: string[];
   inputIds: Int32Array;
   /** 3 x length, row-major. */
   positionIds: Float32Array;
@@ -149,6 +157,7 @@ export async function prepareModelInput(conversation: Conversation, options: Pre
   const clips: AudioClip[] = [];
   const images: { pixelValues: Float32Array; grid: [number, number, number] }[] = [];
   const videos: VideoPlan[] = [];
+  const videoPlaces: string[] = [];
   const audioIndex = new Map<FilePart, number>();
   const imageIndex = new Map<FilePart, number>();
   const videoIndex = new Map<FilePart, { video: number; soundtrack?: number }>();
@@ -166,6 +175,7 @@ export async function prepareModelInput(conversation: Conversation, options: Pre
         log(`video ${part.path}: ${plan.probe.width}x${plan.probe.height}, ${plan.probe.totalFrames} frames; ${plan.indices.length} sampled -> grid ${plan.grid.join('x')}, ${plan.tokens} tokens`);
         const entry: { video: number; soundtrack?: number } = { video: videos.length };
         videos.push(plan);
+        videoPlaces.push(part.where);
         if (options.useAudioInVideo) {
           log(`extracting the soundtrack of ${part.path}`);
           const samples = await placed(part.where, extractSoundtrack(path));
@@ -282,17 +292,21 @@ export async function prepareModelInput(conversation: Conversation, options: Pre
     }
     return { features: cut, frames: valid };
   });
-  return { tensors, videos, inputIds: Int32Array.from(seq.inputIds), positionIds: seq.positionIds, audio, images };
+  return { tensors, videos, videoPlaces, inputIds: Int32Array.from(seq.inputIds), positionIds: seq.positionIds, audio, images };
 }
 
 const videoRows = (videos: readonly VideoPlan[]): number => videos.reduce((n, v) => n + v.grid[0] * v.rowsPerStep, 0);
 
-/** Streams every video's patch steps in order, with progress. */
-export async function* videoSteps(videos: readonly VideoPlan[], log: (line: string) => void): AsyncGenerator<Float32Array> {
+/** Streams every video's patch steps in order, with progress; errors name the video's place. */
+export async function* videoSteps(videos: readonly VideoPlan[], log: (line: string) => void, places: readonly string[] = []): AsyncGenerator<Float32Array> {
   for (const [i, plan] of videos.entries()) {
-    for await (const step of videoPatchSteps(plan)) {
-      if (step.t % 16 === 15 || step.t === plan.grid[0] - 1) log(`video ${i + 1}/${videos.length}: ${step.t + 1}/${plan.grid[0]} temporal steps`);
-      yield step.pixelValues as Float32Array;
+    try {
+      for await (const step of videoPatchSteps(plan)) {
+        if (step.t % 16 === 15 || step.t === plan.grid[0] - 1) log(`video ${i + 1}/${videos.length}: ${step.t + 1}/${plan.grid[0]} temporal steps`);
+        yield step.pixelValues as Float32Array;
+      }
+    } catch (err) {
+      throw withPlace(err, places[i] ?? `video ${i + 1}`);
     }
   }
 }
@@ -304,7 +318,7 @@ export async function preprocessConversation(conversation: Conversation, options
   if (input.videos.length === 0) return input.tensors;
   const pixels = new Float32Array(videoRows(input.videos) * PATCH_ROW_FLOATS);
   let at = 0;
-  for await (const step of videoSteps(input.videos, options.progress ?? (() => undefined))) {
+  for await (const step of videoSteps(input.videos, options.progress ?? (() => undefined), input.videoPlaces)) {
     pixels.set(step, at);
     at += step.length;
   }
@@ -330,20 +344,25 @@ export async function writeModelInput(path: string, input: ModelInput, log: (lin
     specs.push([name, { dtype: t.dtype, shape: t.shape }]);
     order.push(name);
   }
-  const writer = await SafetensorsFileWriter.create(path, specs, { format: 'pt', producer: 'omni-gateway preprocess' });
+  // Written beside the target and renamed at the end: a failure never leaves a truncated file
+  // under the requested name.
+  const partial = `${path}.partial-${process.pid}`;
+  const writer = await SafetensorsFileWriter.create(partial, specs, { format: 'pt', producer: 'omni-gateway preprocess' });
   try {
     for (const name of order) {
       if (name === 'pixel_values_videos') {
-        for await (const step of videoSteps(input.videos, log)) await writer.append(name, bytesOf(step));
+        for await (const step of videoSteps(input.videos, log, input.videoPlaces)) await writer.append(name, bytesOf(step));
       } else {
         await writer.append(name, input.tensors[name]!.data);
       }
     }
+    await writer.close();
+    await rename(partial, path);
   } catch (err) {
-    await writer.abort();
+    await writer.abort().catch(() => undefined);
+    await rm(partial, { force: true });
     throw err;
   }
-  await writer.close();
   return order;
 }
 

@@ -124,9 +124,9 @@ export class SafetensorsFileWriter {
     }
   }
 
-  /** Closes without the completeness check (after a failure). */
+  /** Closes without the completeness check (after a failure); safe after close(). */
   async abort(): Promise<void> {
-    await this.file.close();
+    await this.file.close().catch(() => undefined);
   }
 }
 

@@ -34,7 +34,11 @@ export class DecodeBatcher<S> {
   constructor(
     private readonly decodeBatch: DecodeBatchFn<S>,
     private readonly maxBatch = 32,
-  ) {}
+  ) {
+    if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) {
+      throw new RuntimeError('generation_invalid', `the decode batch size must be a positive integer, got ${maxBatch}`, 'maxBatch');
+    }
+  }
 
   /** One decode step for `session`; resolves with its next-token logits. */
   step(session: S, token: number, position: Position3): Promise<Float32Array> {
@@ -71,15 +75,27 @@ export class DecodeBatcher<S> {
     this.stats.batches++;
     this.stats.steps += batch.length;
     this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+    const settle = (p: Pending<S>, logits: Float32Array | undefined): void => {
+      if (logits) p.resolve(logits);
+      else p.reject(new RuntimeError('engine_failed', 'the engine returned no logits for this session'));
+    };
     try {
       const out = await this.decodeBatch(batch.map(({ session, token, position }) => ({ session, token, position })));
-      batch.forEach((p, i) => {
-        const logits = out[i];
-        if (logits) p.resolve(logits);
-        else p.reject(new RuntimeError('engine_failed', 'the engine returned no logits for this session'));
-      });
+      batch.forEach((p, i) => settle(p, out[i]));
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      // The engine checks every step before it runs any: one session's problem (full, closed,
+      // bad token) fails the whole batch. Run them one by one so only that session gets the error.
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+      } else {
+        for (const p of batch) {
+          try {
+            settle(p, (await this.decodeBatch([{ session: p.session, token: p.token, position: p.position }]))[0]);
+          } catch (e) {
+            p.reject(e);
+          }
+        }
+      }
     } finally {
       for (const p of batch) this.inFlight.delete(p.session);
       this.running = false;

@@ -5,7 +5,8 @@
 //
 // The vocabulary and special ids are the real checkpoint's (151 936 tokens), so the gateway's
 // tokenizer and chat layout apply unchanged.
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SafetensorsFileWriter, type TensorSpec } from '../codecs/safetensors.js';
 import { SPECIAL_IDS, ROLE_IDS } from '../codecs/text/special_tokens.js';
@@ -232,8 +233,9 @@ export async function writeDemoModel(dir: string, options: { size?: DemoSize; se
   await mkdir(dir, { recursive: true });
   const rng = new Prng(options.seed ?? 0);
   const specs: [string, TensorSpec][] = tensors.map(([name, shape]) => [name, { dtype: 'BF16', shape }]);
-  // Written under a temporary name and renamed, so a half-written checkpoint is never picked up.
-  const tmp = join(dir, 'model.safetensors.partial');
+  // Written under a name of its own and renamed, so a half-written checkpoint is never picked up
+  // and two processes making it at once do not write into each other's file.
+  const tmp = join(dir, `model.safetensors.${process.pid}.${randomBytes(4).toString('hex')}.partial`);
   const writer = await SafetensorsFileWriter.create(tmp, specs, { format: 'pt', producer: 'omni-gateway demo-model' });
   const scratch = new Float32Array(1);
   const bits = new Uint32Array(scratch.buffer);
@@ -259,10 +261,15 @@ export async function writeDemoModel(dir: string, options: { size?: DemoSize; se
     }
   } catch (err) {
     await writer.abort();
+    await rm(tmp, { force: true });
     throw err;
   }
   await writer.close();
-  await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  // config.json first (same bytes from every writer), then the weights appear atomically; a
+  // rename over another writer's identical result is harmless.
+  const configTmp = `${tmp}.json`;
+  await writeFile(configTmp, `${JSON.stringify(config, null, 2)}\n`);
+  await rename(configTmp, join(dir, 'config.json'));
   await rename(tmp, join(dir, 'model.safetensors'));
   return { tensors: tensors.length, bytes };
 }

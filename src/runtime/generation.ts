@@ -94,6 +94,17 @@ export async function* generateTokens(target: DecodeTarget, prompt: PromptState,
     return thinking || id === ids.thinkEnd;
   };
 
+  /** Feeds a token; false when the engine went away because the response was cancelled. */
+  const feedOrCancelled = async (id: number): Promise<boolean> => {
+    try {
+      await feed(id);
+      return true;
+    } catch (err) {
+      if (signal?.aborted) return false;
+      throw err;
+    }
+  };
+
   while (true) {
     if (signal?.aborted) {
       yield { type: 'done', reason: 'cancelled', usage };
@@ -111,15 +122,16 @@ export async function* generateTokens(target: DecodeTarget, prompt: PromptState,
     const thinking = account(id);
     yield { type: 'token', id, thinking, forced: false };
     const forced = budget.next(id);
-    if (signal?.aborted) continue;
-    await feed(id);
+    // A token the client has seen is always fed, so the context holds exactly what was streamed
+    // (a later truncate to what was heard counts on it); a cancel takes effect at the next step.
+    if (!(await feedOrCancelled(id))) continue; // the loop's top reports the cancel
     if (!forced) continue;
     // Budget spent: push the closing instruction through the engine, then answer.
     for (const f of forced) {
       if (signal?.aborted || usage.outputTokens >= options.maxTokens) break;
       const t = account(f);
       yield { type: 'token', id: f, thinking: t, forced: true };
-      await feed(f);
+      if (!(await feedOrCancelled(f))) break;
     }
   }
 }

@@ -32,6 +32,7 @@ export class NativeRuntime implements RuntimeBackend {
   private load: LoadState = { state: 'idle' };
   private loading: Promise<NativeEngine> | undefined;
   private readonly demo: boolean;
+  private closed = false;
   readonly modelDir: string;
 
   constructor(private readonly options: NativeRuntimeOptions) {
@@ -46,6 +47,11 @@ export class NativeRuntime implements RuntimeBackend {
       try {
         if (this.demo && !existsSync(join(this.modelDir, 'model.safetensors'))) await writeDemoModel(this.modelDir, { size: 'tiny', seed: 0 });
         const engine = await NativeEngine.load(this.modelDir, this.options.threads ? { threads: this.options.threads } : {});
+        if (this.closed) {
+          // Closed while loading: do not keep the weights mapped for nobody.
+          engine.close();
+          throw new Error('the runtime was closed while the model was loading');
+        }
         this.load = { state: 'ready', engine };
         return engine;
       } catch (err) {
@@ -89,6 +95,7 @@ export class NativeRuntime implements RuntimeBackend {
   }
 
   close(): Promise<void> {
+    this.closed = true;
     this.engine?.close();
     return Promise.resolve();
   }

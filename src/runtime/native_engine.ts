@@ -71,11 +71,19 @@ export class NativeEngine {
     const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     const thinkerConfig = (config.thinker_config ?? {}) as Record<string, unknown>;
     const encoderOptions = options.threads ? { threads: options.threads } : {};
-    const [thinker, audio, vision] = await Promise.all([
+    const none = Promise.resolve(undefined);
+    const loads = await Promise.allSettled([
       nativeAddon().loadThinker(spec),
-      thinkerConfig.audio_config ? AudioEncoder.load(dir, encoderOptions) : undefined,
-      thinkerConfig.vision_config ? VisionEncoder.load(dir, encoderOptions) : undefined,
+      thinkerConfig.audio_config ? AudioEncoder.load(dir, encoderOptions) : none,
+      thinkerConfig.vision_config ? VisionEncoder.load(dir, encoderOptions) : none,
     ]);
+    const failed = loads.find((r) => r.status === 'rejected');
+    if (failed) {
+      // Unmap whatever did load: a thinker's weights can be gigabytes.
+      for (const r of loads) if (r.status === 'fulfilled') r.value?.close();
+      throw failed.reason;
+    }
+    const [thinker, audio, vision] = loads.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [NativeThinker, AudioEncoder | undefined, VisionEncoder | undefined];
     return new NativeEngine(dir, spec, thinker, audio, vision, config, options);
   }
 
@@ -132,6 +140,8 @@ export class EngineSession {
   private prefixMax: number[] = [];
   private logits: Float32Array | undefined;
   private abort: AbortController | undefined;
+  /** Counts cancel() calls, so a generate called before a cancel sees it even if not yet started. */
+  private cancels = 0;
   private busy = false;
   private closed = false;
 
@@ -173,18 +183,30 @@ export class EngineSession {
         this.positions.push(chunk.positions[i]!, chunk.positions[n + i]!, chunk.positions[2 * n + i]!);
       }
     } finally {
-      this.busy = false;
+      this.leave();
     }
   }
 
-  /** Streams one reply: token events, then done. Generated tokens stay in the context. */
-  async *generate(request: GenerateRequest): AsyncGenerator<RuntimeEvent> {
+  /**
+   * Streams one reply: token events, then done. Generated tokens stay in the context. The reply is
+   * capped at the room left in the session (done reason `length`); a cancel() made after this call,
+   * even before the stream is first read, ends it with reason `cancelled`.
+   */
+  generate(request: GenerateRequest): AsyncGenerator<RuntimeEvent> {
+    return this.runGenerate(request, this.cancels);
+  }
+
+  private async *runGenerate(request: GenerateRequest, cancelsAtCall: number): AsyncGenerator<RuntimeEvent> {
     this.enter();
     try {
       if (!this.logits) throw new RuntimeError('generation_invalid', 'append a prompt before generating', 'prompt');
       const ids = this.engine.generationIds(request.ids);
       const thinking = request.thinking ?? { enabled: ids.think >= 0, budgetTokens: null };
       this.abort = new AbortController();
+      if (this.cancels !== cancelsAtCall) this.abort.abort(new RuntimeError('cancelled', 'the response was cancelled'));
+      // Every streamed token is fed back and takes a position: never ask for more than is left.
+      const room = this.native.maxLength - this.ids.length;
+      if (room < 1) throw new RuntimeError('context_full', `the session holds ${this.ids.length} of ${this.native.maxLength} positions; truncate it or open a new one`, 'session');
       const target = {
         step: async (token: number, position: Position3): Promise<Float32Array> => {
           const logits = await this.batcher.step(this.native, token, position);
@@ -199,7 +221,7 @@ export class EngineSession {
         target,
         { logits: Float32Array.from(this.logits), nextPosition: this.nextPosition, context: this.ids, promptTokens: this.ids.length },
         {
-          maxTokens: request.maxTokens,
+          maxTokens: Math.min(request.maxTokens, room),
           sampling: resolveSampling(request.sampling),
           thinking,
           stopThinkingIds: request.stopThinkingIds ?? [ids.thinkEnd],
@@ -209,12 +231,13 @@ export class EngineSession {
       );
     } finally {
       this.abort = undefined;
-      this.busy = false;
+      this.leave();
     }
   }
 
   /** Stops a running generate before its next engine step; its stream ends with reason cancelled. */
   cancel(): void {
+    this.cancels++;
     this.abort?.abort(new RuntimeError('cancelled', 'the response was cancelled'));
   }
 
@@ -248,7 +271,7 @@ export class EngineSession {
       this.positions.push(...pos);
       this.prefixMax.push(Math.max(pos[0]!, pos[1]!, pos[2]!, this.prefixMax[keep - 1] ?? -Infinity));
     } finally {
-      this.busy = false;
+      this.leave();
     }
   }
 
@@ -256,8 +279,22 @@ export class EngineSession {
     if (this.closed) return;
     this.cancel();
     this.closed = true;
-    if (!this.busy) this.native.release();
+    if (!this.busy) this.release();
     this.onClose();
+  }
+
+  /** Ends a call; a session closed meanwhile frees its native KV cache now. */
+  private leave(): void {
+    this.busy = false;
+    if (this.closed) this.release();
+  }
+
+  private release(): void {
+    try {
+      this.native.release();
+    } catch {
+      // already released, or the engine is closed: nothing left to free
+    }
   }
 
   private enter(): void {

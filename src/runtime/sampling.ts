@@ -88,11 +88,12 @@ export class Sampler {
       }
     }
     if (p.greedy) return argmax(logits);
-    // Candidates: top-k (or all), sorted by logit, as (id, logit) pairs.
-    const k = p.topK > 0 ? Math.min(p.topK, logits.length) : logits.length;
-    const ids = topIds(logits, k);
     const inv = 1 / p.temperature;
-    const max = logits[ids[0]!]!;
+    // Candidates: the top-k when set; otherwise the tokens within 30 nats (after temperature) of
+    // the best -- the rest carry under 152k * e^-30 ~ 1e-8 of the mass together.
+    const ids = p.topK > 0 ? topIds(logits, Math.min(p.topK, logits.length)) : nearTop(logits, 30 * p.temperature);
+    let max = -Infinity;
+    for (const id of ids) max = Math.max(max, logits[id]!);
     const probs = new Float64Array(ids.length);
     let total = 0;
     for (let i = 0; i < ids.length; i++) {
@@ -100,27 +101,45 @@ export class Sampler {
       probs[i] = e;
       total += e;
     }
-    // top-p: keep the smallest prefix whose mass reaches topP (at least one token).
-    let keep = ids.length;
+    // top-p: the smallest set of most likely tokens whose mass reaches topP. A typed-array sort
+    // (native, no comparator) finds the probability threshold; the draw then walks the candidates
+    // in their own order, so nothing sorts ids with a JavaScript comparator.
+    let threshold = 0;
     if (p.topP < 1) {
+      const sorted = Float64Array.from(probs).sort();
       let mass = 0;
-      for (let i = 0; i < ids.length; i++) {
-        mass += probs[i]! / total;
-        if (mass >= p.topP) {
-          keep = i + 1;
+      for (let j = sorted.length - 1; j >= 0; j--) {
+        mass += sorted[j]!;
+        if (mass >= p.topP * total) {
+          threshold = sorted[j]!;
           break;
         }
       }
     }
     let kept = 0;
-    for (let i = 0; i < keep; i++) kept += probs[i]!;
+    for (let i = 0; i < probs.length; i++) if (probs[i]! >= threshold) kept += probs[i]!;
     let r = this.rng.next() * kept;
-    for (let i = 0; i < keep; i++) {
+    let last = ids[0]!;
+    for (let i = 0; i < probs.length; i++) {
+      if (probs[i]! < threshold) continue;
+      last = ids[i]!;
       r -= probs[i]!;
-      if (r < 0) return ids[i]!;
+      if (r < 0) return last;
     }
-    return ids[keep - 1]!;
+    return last;
   }
+}
+
+/** Ids whose value is within `margin` of the largest, in id order. */
+function nearTop(v: Float32Array, margin: number): Int32Array {
+  let max = -Infinity;
+  for (let i = 0; i < v.length; i++) if (v[i]! > max) max = v[i]!;
+  const floor = max - margin;
+  let n = 0;
+  for (let i = 0; i < v.length; i++) if (v[i]! >= floor) n++;
+  const picked = new Int32Array(n);
+  for (let i = 0, k = 0; i < v.length; i++) if (v[i]! >= floor) picked[k++] = i;
+  return picked;
 }
 
 /** Index of the largest value; the lowest index on ties (as torch.argmax). */
@@ -136,12 +155,9 @@ export function argmax(v: Float32Array): number {
   return best;
 }
 
-/** Ids of the k largest finite-or-not values, largest first. */
+/** Ids of the k largest values (largest first when k is below the vocabulary size). */
 function topIds(v: Float32Array, k: number): Int32Array {
-  if (k >= v.length) {
-    const all = Int32Array.from({ length: v.length }, (_, i) => i);
-    return all.sort((a, b) => v[b]! - v[a]! || a - b);
-  }
+  if (k >= v.length) return Int32Array.from({ length: v.length }, (_, i) => i); // order is not needed
   // Keep a sorted buffer of the best k seen so far: O(n log k) for the small k sampling uses.
   const ids = new Int32Array(k).fill(-1);
   let n = 0;

@@ -31,6 +31,8 @@ export interface DecodeFramesOptions {
 }
 
 export const DEFAULT_VIDEO_DECODE_TIMEOUT_MS = 10 * 60_000;
+/** Sampled frames past the decoder's real end that the last frame may stand in for. */
+export const MAX_MISSING_TAIL = 2;
 const DEFAULT_MAX_FRAME_PIXELS = 40_000_000;
 
 /** `-fps_mode` arrived in ffmpeg 5.1; older builds (the static @ffmpeg-installer one) take `-vsync`. */
@@ -179,11 +181,13 @@ export async function* decodeVideoFrames(path: string, indices: readonly number[
 
   const reader = new PpmReader(options.maxFramePixels ?? DEFAULT_MAX_FRAME_PIXELS);
   let produced = 0;
+  let lastFrame: { rgb: Uint8Array; width: number; height: number } | undefined;
   try {
     try {
       for await (const chunk of out) {
         for (const f of reader.push(chunk as Buffer)) {
           if (produced === indices.length) break;
+          lastFrame = f;
           yield { sourceIndex: indices[produced]!, ...f };
           produced++;
         }
@@ -199,6 +203,16 @@ export async function* decodeVideoFrames(path: string, indices: readonly number[
       if (!exited && proc) await new Promise<void>((r) => exitWaiters.push(r));
       const late = failed();
       if (late) throw late;
+      // A container index can count a few more samples than the decoder returns (edit lists of
+      // trimmed MP4s, a dropped last frame): the last decoded frame stands in for at most
+      // MAX_MISSING_TAIL of them. More missing than that is a damaged file.
+      if (lastFrame && indices.length - produced <= MAX_MISSING_TAIL) {
+        while (produced < indices.length) {
+          yield { sourceIndex: indices[produced]!, ...lastFrame, rgb: lastFrame.rgb.slice() };
+          produced++;
+        }
+        return;
+      }
       const said = stderr.filter((l) => /error|invalid|corrupt|truncat|missing/i.test(l)).pop();
       throw new CodecError(
         'video_decode_failed',

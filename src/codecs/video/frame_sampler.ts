@@ -77,7 +77,10 @@ export class FrameSampler {
   private segment = -1;
   private t = 0;
   private size: { width: number; height: number; resizedHeight: number; resizedWidth: number } | undefined;
-  private running: Promise<void> | undefined;
+  /** Conversion work, strictly one after another (drains and flushes). */
+  private chain: Promise<void> = Promise.resolve();
+  private outstanding = 0;
+  private draining = false;
   private closed = false;
 
   constructor(private readonly options: FrameSamplerOptions) {
@@ -109,21 +112,38 @@ export class FrameSampler {
       this.stats.skipped++;
       return false;
     }
-    // Keep the schedule anchored (no drift), but restart it after a gap.
-    this.nextDueMs = frame.timestampMs - this.nextDueMs > this.intervalMs ? frame.timestampMs + this.intervalMs : this.nextDueMs + this.intervalMs;
+    // Anchored schedule (no drift), but never due sooner than half an interval after this frame:
+    // a late frame must not let the next camera frame through right behind it.
+    this.nextDueMs =
+      this.nextDueMs === -Infinity ? frame.timestampMs + this.intervalMs : Math.max(this.nextDueMs + this.intervalMs, frame.timestampMs + this.intervalMs / 2);
     if (this.pending.length === this.maxPending) {
       this.pending.shift();
       this.stats.dropped++;
     }
     this.pending.push(frame);
-    this.running ??= this.drain().finally(() => (this.running = undefined));
+    if (!this.draining) {
+      this.draining = true;
+      void this.enqueue(() => this.drain());
+    }
     return true;
   }
 
   /** Waits for queued frames, then emits a held odd frame paired with itself (end of input). */
-  async flush(): Promise<void> {
-    while (this.running) await this.running;
-    if (this.held) await this.emit(this.held, undefined);
+  flush(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.held && !this.closed) await this.emit(this.held, undefined);
+    });
+  }
+
+  /**
+   * Runs `work` after everything queued before it, so steps leave in order, one at a time; with
+   * nothing queued it starts at once (a frame is taken for conversion before the next push).
+   */
+  private enqueue(work: () => Promise<void>): Promise<void> {
+    const next = this.outstanding === 0 ? work() : this.chain.then(work);
+    this.outstanding++;
+    this.chain = next.catch(() => undefined).then(() => void this.outstanding--);
+    return next;
   }
 
   /** Stops accepting frames; queued ones are discarded, a conversion in flight finishes silently. */
@@ -135,6 +155,14 @@ export class FrameSampler {
   }
 
   private async drain(): Promise<void> {
+    try {
+      await this.drainPending();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async drainPending(): Promise<void> {
     for (let frame = this.pending.shift(); frame && !this.closed; frame = this.pending.shift()) {
       let rgb: RgbFrame;
       try {
@@ -169,6 +197,8 @@ export class FrameSampler {
   private async emit(first: RgbFrame, second: RgbFrame | undefined): Promise<void> {
     if (first === this.held) this.held = undefined;
     const size = this.size!;
+    const segment = this.segment;
+    const t = this.t++;
     const pixelValues = await temporalStep(first.rgb, second?.rgb ?? null, first.width, first.height, size.resizedHeight, size.resizedWidth, {
       dtype: this.options.dtype,
     });
@@ -177,8 +207,8 @@ export class FrameSampler {
     const grid: [number, number, number] = [1, size.resizedHeight / p, size.resizedWidth / p];
     this.stats.steps++;
     this.options.onStep({
-      segment: this.segment,
-      t: this.t++,
+      segment,
+      t,
       grid,
       tokens: visionTokenCount(grid),
       pixelValues,
