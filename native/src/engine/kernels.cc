@@ -111,6 +111,24 @@ ENGINE_AVX2 void TileAvx2(const float* X, int64_t ldx, const uint8_t* const* w, 
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   int64_t k = 0;
+  if constexpr (R < 4 && C > 1) {
+    // Decode tiles stream their weights once: prefetch the next tile's rows (the C rows after
+    // these, equally spaced in W) one cache line per row every 32 k, as the hardware prefetcher stops
+    // at page boundaries and the rows are short. Same k order and lanes as the loop below.
+    const int64_t step = static_cast<int64_t>(DTypeBytes(D)), ahead = (w[1] - w[0]) * C;
+    for (; k + 32 <= K; k += 32) {
+      for (int c = 0; c < C; ++c)
+        for (int64_t b = 0; b < 32 * step; b += 64) _mm_prefetch(reinterpret_cast<const char*>(w[c] + ahead + k * step + b), _MM_HINT_T0);
+      for (int kk = 0; kk < 32; kk += 8) {
+        __m256 wv[C];
+        for (int c = 0; c < C; ++c) wv[c] = LoadW8<D>(w[c], k + kk);
+        for (int r = 0; r < R; ++r) {
+          const __m256 x = Load8(X + r * ldx + k + kk);
+          for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(x, wv[c], acc[r][c]);
+        }
+      }
+    }
+  }
   for (; k + 8 <= K; k += 8) {
     __m256 wv[C];
     for (int c = 0; c < C; ++c) wv[c] = LoadW8<D>(w[c], k);
@@ -147,9 +165,15 @@ TileFn PickTile() {
   return &TilePortable<D, R, C>;
 }
 
+// Rows of W: base + o * stride bytes, K values each.
+struct RowsView {
+  const uint8_t* base;
+  size_t stride;
+  const uint8_t* Row(int64_t o) const { return base + static_cast<size_t>(o) * stride; }
+};
+
 template <DType D>
-void MatMulTyped(const float* X, int64_t T, int64_t ldx, const Matrix& W, int64_t o0, int64_t o1, float* Y, int64_t ldy) {
-  const int64_t K = W.cols;
+void MatMulTyped(const float* X, int64_t T, int64_t ldx, const RowsView& W, int64_t K, int64_t o0, int64_t o1, float* Y, int64_t ldy) {
   // Several rows: 4 x 3 tiles (12 accumulators); one to three rows: R x 8 / R x 4.
   static const TileFn t43 = PickTile<D, 4, 3>(), t41 = PickTile<D, 4, 1>();
   static const TileFn t18 = PickTile<D, 1, 8>(), t11 = PickTile<D, 1, 1>();
@@ -191,11 +215,17 @@ void MatMulTyped(const float* X, int64_t T, int64_t ldx, const Matrix& W, int64_
 }  // namespace
 
 void MatMulRows(const float* X, int64_t T, int64_t ldx, const Matrix& W, int64_t o0, int64_t o1, float* Y, int64_t ldy) {
+  const RowsView v{W.data, static_cast<size_t>(W.cols) * DTypeBytes(W.dtype)};
   switch (W.dtype) {
-    case DType::F32: return MatMulTyped<DType::F32>(X, T, ldx, W, o0, o1, Y, ldy);
-    case DType::BF16: return MatMulTyped<DType::BF16>(X, T, ldx, W, o0, o1, Y, ldy);
-    case DType::F16: return MatMulTyped<DType::F16>(X, T, ldx, W, o0, o1, Y, ldy);
+    case DType::F32: return MatMulTyped<DType::F32>(X, T, ldx, v, W.cols, o0, o1, Y, ldy);
+    case DType::BF16: return MatMulTyped<DType::BF16>(X, T, ldx, v, W.cols, o0, o1, Y, ldy);
+    case DType::F16: return MatMulTyped<DType::F16>(X, T, ldx, v, W.cols, o0, o1, Y, ldy);
   }
+}
+
+void DotRows(const float* X, int64_t T, int64_t ldx, const float* W, int64_t rows, int64_t ldw, int64_t n, float* Y, int64_t ldy) {
+  const RowsView v{reinterpret_cast<const uint8_t*>(W), static_cast<size_t>(ldw) * 4};
+  MatMulTyped<DType::F32>(X, T, ldx, v, n, 0, rows, Y, ldy);
 }
 
 void RowToF32(const Matrix& W, int64_t r, float* out) {

@@ -23,6 +23,11 @@ struct Matrix {
 // Y[t * ldy + (o - o0)] = dot(X[t * ldx ...], W.row(o)) for t in [0, T), o in [o0, o1).
 void MatMulRows(const float* X, int64_t T, int64_t ldx, const Matrix& W, int64_t o0, int64_t o1, float* Y, int64_t ldy);
 
+// Y[t * ldy + o] = Dot(X + t * ldx, W + o * ldw, n) for t in [0, T), o in [0, rows): f32 rows with
+// a stride (attention scores of several query heads against several cached keys), each element
+// bit-identical to Dot and to MatMulRows of the same values.
+void DotRows(const float* X, int64_t T, int64_t ldx, const float* W, int64_t rows, int64_t ldw, int64_t n, float* Y, int64_t ldy);
+
 // Row r of W widened to f32 (embedding lookup, small vectors).
 void RowToF32(const Matrix& W, int64_t r, float* out);
 

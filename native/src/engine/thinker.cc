@@ -268,22 +268,42 @@ void ThinkerModel::Attention(ForwardInput& in, const Layer& L, int64_t layer, fl
     std::memcpy(r.cache->K(layer, r.index), k + t * KVD, static_cast<size_t>(KVD) * 4);
     std::memcpy(r.cache->V(layer, r.index), v + t * KVD, static_cast<size_t>(KVD) * 4);
   });
-  // Causal attention of each (row, head) over its session's slots 0..index.
+  // Causal attention of each row over its session's slots 0..index, per (row, KV head): the `group`
+  // query heads sharing a KV head are scored together against each cached key (DotRows: each score
+  // is the same dot product as Dot) and summed over the values in one pass (per head, the same Axpy
+  // sequence in slot order), so each cached K/V row is read once per group, not once per head.
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   double work = 0;
   for (const StepRow& r : in.rows) work += static_cast<double>(r.index + 1) * 2.0 * static_cast<double>(QD);
-  Parallel(T * c.heads, work, [&](int64_t task) {
-    const int64_t t = task / c.heads, h = task % c.heads, g = h / group;
+  // Few rows on many threads: split each group into `split` tasks of `heads_per` query heads.
+  int64_t split = 1;
+  while (T * c.kv_heads * split < pool_.size() && group % (split * 2) == 0) split *= 2;
+  const int64_t heads_per = group / split;
+  Parallel(T * c.kv_heads * split, work, [&](int64_t task) {
+    const int64_t t = task / (c.kv_heads * split), g = task / split % c.kv_heads;
+    const int64_t h0 = g * group + task % split * heads_per;  // first query head of the task
     const StepRow& r = in.rows[t];
     const int64_t n = r.index + 1;
     thread_local std::vector<float> scores;
-    if (static_cast<int64_t>(scores.size()) < n) scores.resize(static_cast<size_t>(n));
-    const float* qh = q + t * QD + h * hd;
-    for (int64_t j = 0; j < n; ++j) scores[j] = Dot(qh, r.cache->K(layer, j) + g * hd, hd) * scale;
-    Softmax(scores.data(), n);
-    float* o = out + t * QD + h * hd;
-    std::fill(o, o + hd, 0.0f);
-    for (int64_t j = 0; j < n; ++j) Axpy(scores[j], r.cache->V(layer, j) + g * hd, o, hd);
+    if (static_cast<int64_t>(scores.size()) < heads_per * n) scores.resize(static_cast<size_t>(heads_per * n));
+    const float* qg = q + t * QD + h0 * hd;
+    // Keys in blocks of slots, so that a block of K rows stays in L1 while every head scores it.
+    constexpr int64_t kBlock = 48;
+    for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+      const int64_t j1 = std::min(n, j0 + kBlock);
+      DotRows(qg, heads_per, hd, r.cache->K(layer, j0) + g * hd, j1 - j0, KVD, hd, scores.data() + j0, n);
+    }
+    for (int64_t h = 0; h < heads_per; ++h) {
+      float* s = scores.data() + h * n;
+      for (int64_t j = 0; j < n; ++j) s[j] *= scale;
+      Softmax(s, n);
+    }
+    float* og = out + t * QD + h0 * hd;
+    std::fill(og, og + heads_per * hd, 0.0f);
+    for (int64_t j = 0; j < n; ++j) {
+      const float* vj = r.cache->V(layer, j) + g * hd;
+      for (int64_t h = 0; h < heads_per; ++h) Axpy(scores[h * n + j], vj, og + h * hd, hd);
+    }
   });
 }
 

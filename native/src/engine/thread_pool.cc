@@ -1,6 +1,34 @@
 #include "thread_pool.h"
 
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define OMNI_POOL_PAUSE() _mm_pause()
+#else
+#define OMNI_POOL_PAUSE() ((void)0)
+#endif
+
 namespace omni::engine {
+
+namespace {
+// How long a thread polls before it sleeps on the condition variable: a decode step runs a few
+// dozen short jobs back to back, and a futex wake-up costs more than the gap between two of them.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+// Polls `ready` for up to kSpin; true once it holds.
+template <typename F>
+bool SpinFor(F ready) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+      OMNI_POOL_PAUSE();
+    }
+    if (std::chrono::steady_clock::now() >= until) return ready();
+  }
+}
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { Loop(); });
@@ -9,7 +37,7 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
@@ -34,20 +62,22 @@ void ThreadPool::Loop() {
   for (;;) {
     const std::function<void(int64_t)>* fn;
     int64_t tasks;
+    // Poll first (no lock, no syscall); the job itself is still read under the mutex.
+    SpinFor([&] { return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      wake_.wait(lock, [&] { return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_relaxed) != seen; });
+      if (stop_.load(std::memory_order_relaxed)) return;
+      seen = generation_.load(std::memory_order_relaxed);
       fn = fn_;
       tasks = tasks_;
-      ++active_;
-      ++joined_;
+      active_.fetch_add(1, std::memory_order_relaxed);
+      joined_.fetch_add(1, std::memory_order_relaxed);
     }
     Work(fn, tasks);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) done_.notify_all();
+      if (active_.fetch_sub(1, std::memory_order_release) == 1) done_.notify_all();
     }
   }
 }
@@ -64,18 +94,22 @@ void ThreadPool::Run(int64_t tasks, const std::function<void(int64_t)>& fn) {
     tasks_ = tasks;
     next_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
-    joined_ = 0;
-    ++generation_;
+    joined_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
-  wake_.notify_all();
+  wake_.notify_all();  // no system call when every worker is still polling
   Work(&fn, tasks);
   std::exception_ptr error;
   {
     // Every worker picks up every job (and leaves it) before fn goes out of scope, so none can
     // hold a stale job when the next Run starts.
-    std::unique_lock<std::mutex> lock(mu_);
     const int workers = static_cast<int>(workers_.size());
-    done_.wait(lock, [&] { return joined_ == workers && active_ == 0; });
+    auto finished = [&] {
+      return joined_.load(std::memory_order_acquire) == workers && active_.load(std::memory_order_acquire) == 0;
+    };
+    SpinFor(finished);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, finished);
     error = error_;
     error_ = nullptr;
   }

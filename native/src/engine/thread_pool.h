@@ -31,13 +31,14 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_, done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  // Written under mu_; atomics so that idle threads can poll them without it (see thread_pool.cc).
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t tasks_ = 0;
   std::atomic<int64_t> next_{0};
-  int joined_ = 0;  // workers that picked up the current job
-  int active_ = 0;  // workers still inside the current job
+  std::atomic<int> joined_{0};  // workers that picked up the current job
+  std::atomic<int> active_{0};  // workers still inside the current job
   std::exception_ptr error_;
 };
 
