@@ -12,18 +12,13 @@
 
 #include "kernels.h"
 #include "mapped_file.h"
+#include "thinker.h"  // TensorRef, EngineError
 #include "thread_pool.h"
 
 namespace omni::engine {
 
-// One tensor of the load spec: `key` is the checkpoint name without the `thinker.` prefix.
-struct EncoderTensor {
-  std::string key, name;
-  int file = 0;
-  DType dtype = DType::F32;
-  std::vector<int64_t> shape;
-  uint64_t offset = 0, bytes = 0;
-};
+// One tensor of the load spec (the thinker's TensorRef: `key` is the name without `thinker.`).
+using EncoderTensor = TensorRef;
 
 // The mapped checkpoint files and the tensors of one encoder; throws EngineError (checkpoint_*).
 class WeightStore {
