@@ -5,6 +5,11 @@
 //   thinker.embed(ids)              -> Float32Array (rows x hidden), on the calling thread
 //   session.prefill(chunk) / decode(token, position) -> Promise<Float32Array> (logits of the last row)
 //   session.truncate(length), session.release(), thinker.close()
+//   loadTalker(spec) / loadCodePredictor(spec) -> the same decoder for the talker and the code
+//   predictor (specs from src/runtime/talker.ts): sessions also take chunk.embeds (every row's input
+//   embedding) and decode(embedRow, position[, head]); talker sessions resolve { logits, hidden }
+//   (hidden = final-normed state, the predictor's first prefill row); predictor.generate(prefill)
+//   runs the greedy residual-code loop; embed(ids[, table]) reads codec embedding tables.
 // Compute runs in AsyncWorkers on the libuv pool, which use the model's own threads inside. A
 // session runs one call at a time: a second call while one is in flight is rejected with
 // session_busy and leaves the cache untouched.
@@ -39,8 +44,10 @@ using engine::ThinkerModel;
 
 constexpr const char* kInvalid = "thinker_input_invalid";
 
+// The constructors of one model kind (thinker, talker, code predictor: the same decoder family).
 struct Classes {
   Napi::FunctionReference thinker, session;
+  bool with_hidden = false;  // prefill/decode resolve { logits, hidden } (the talker)
 };
 
 // Shared by a thinker object and its sessions; the model pointer is dropped by close() (work
@@ -48,6 +55,7 @@ struct Classes {
 struct Core {
   std::mutex mu;
   std::shared_ptr<ThinkerModel> model;
+  bool with_hidden = false;
   std::shared_ptr<ThinkerModel> Get() {
     std::lock_guard<std::mutex> lock(mu);
     return model;
@@ -133,6 +141,21 @@ void ParseSpec(Napi::Env env, Napi::Value arg, ThinkerConfig& c, std::vector<std
     if (!v.IsNumber() || v.As<Napi::Number>().Int32Value() < 0) Fail(env, kInvalid, "spec.mropeSection must hold 3 integers");
     c.mrope[i] = v.As<Napi::Number>().Int32Value();
   }
+  c.shared_intermediate = IntField(env, s, "sharedExpertIntermediateSize", 0, true, 0);
+  auto names = [&](const char* field, std::vector<std::string>& out) {
+    Napi::Value v = s.Get(field);
+    if (v.IsUndefined()) return;
+    if (!v.IsArray()) Fail(env, kInvalid, std::string("spec.") + field + " must be an array of tensor keys");
+    Napi::Array a = v.As<Napi::Array>();
+    out.clear();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value x = a.Get(i);
+      if (!x.IsString()) Fail(env, kInvalid, std::string("spec.") + field + " must be an array of tensor keys");
+      out.push_back(x.As<Napi::String>().Utf8Value());
+    }
+  };
+  names("embedTensors", c.embed_tensors);
+  names("headTensors", c.head_tensors);
   Napi::Array sparse = ArrayField(env, s, "sparseLayers");
   for (uint32_t i = 0; i < sparse.Length(); ++i) c.sparse.push_back(sparse.Get(i).ToBoolean().Value());
   Napi::Array f = ArrayField(env, s, "files");
@@ -191,7 +214,9 @@ class ForwardWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
   std::vector<Part> parts;
-  std::vector<int32_t> ids;          // one per row
+  std::vector<int32_t> ids;          // one per row (empty: `embeds` holds every row)
+  std::vector<float> embeds;         // rows x hidden input embeddings, when ids is empty
+  bool with_hidden = false;          // resolve { logits, hidden }
   std::vector<int32_t> media_rows;   // rows whose embedding is replaced
   std::vector<float> media;          // media_rows.size() x hidden
   ForwardInput input;
@@ -199,7 +224,7 @@ class ForwardWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       const ThinkerConfig& c = model_->config();
-      const int64_t T = static_cast<int64_t>(ids.size()), H = c.hidden;
+      const int64_t T = static_cast<int64_t>(input.rows.size()), H = c.hidden;
       for (Part& p : parts) {
         const int64_t base = p.session->cache->length.load();
         p.session->cache->Reserve(base + p.rows);
@@ -209,13 +234,21 @@ class ForwardWorker : public Napi::AsyncWorker {
           r.index = base + i;
         }
       }
-      input.x.resize(static_cast<size_t>(T * H));
-      model_->Embed(ids.data(), T, input.x.data());
+      if (ids.empty()) {
+        input.x = std::move(embeds);
+      } else {
+        input.x.resize(static_cast<size_t>(T * H));
+        model_->Embed(ids.data(), T, input.x.data());
+      }
       for (size_t i = 0; i < media_rows.size(); ++i) {
         std::memcpy(input.x.data() + static_cast<int64_t>(media_rows[i]) * H, media.data() + i * H, static_cast<size_t>(H) * 4);
       }
       const size_t count = input.logit_rows.size() * static_cast<size_t>(c.vocab);
       logits_ = AcquireFloats(count);
+      if (with_hidden) {
+        hidden_.resize(input.logit_rows.size() * static_cast<size_t>(H));
+        input.hidden_out = hidden_.data();
+      }
       model_->Forward(input, logits_.data);
       for (Part& p : parts) p.session->cache->length += p.rows;
     } catch (const EngineError& e) {
@@ -238,6 +271,15 @@ class ForwardWorker : public Napi::AsyncWorker {
     const PooledFloats buf = logits_;
     logits_ = PooledFloats{nullptr, 0};
     Napi::ArrayBuffer ab = ToArrayBuffer(env, buf, n * vocab);
+    if (with_hidden && !batch_) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("logits", Napi::Float32Array::New(env, vocab, ab, 0));
+      auto h = Napi::Float32Array::New(env, hidden_.size());
+      std::memcpy(h.Data(), hidden_.data(), hidden_.size() * 4);
+      o.Set("hidden", h);
+      deferred_.Resolve(o);
+      return;
+    }
     if (!batch_) {
       deferred_.Resolve(Napi::Float32Array::New(env, vocab, ab, 0));
       return;
@@ -261,6 +303,7 @@ class ForwardWorker : public Napi::AsyncWorker {
   std::shared_ptr<ThinkerModel> model_;
   bool batch_;
   PooledFloats logits_{nullptr, 0};
+  std::vector<float> hidden_;
   const char* code_ = nullptr;
   std::string message_;
 };
@@ -294,6 +337,7 @@ class LoadWorker : public Napi::AsyncWorker {
     Napi::Env env = Env();
     auto core = std::make_shared<Core>();
     core->model = std::move(model_);
+    core->with_hidden = classes_->with_hidden;
     auto* holder = new std::shared_ptr<Core>(core);
     Napi::Object obj;
     try {
@@ -312,6 +356,83 @@ class LoadWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Classes* classes_;
   std::shared_ptr<ThinkerModel> model_;
+  const char* code_ = nullptr;
+  std::string message_;
+};
+
+// Code predictor generation (all steps on the libuv pool): resolves { codes, logits }.
+class PredictWorker : public Napi::AsyncWorker {
+ public:
+  PredictWorker(Napi::Env env, std::shared_ptr<ThinkerModel> model)
+      : Napi::AsyncWorker(env, "omni.codePredictor"), deferred_(Napi::Promise::Deferred::New(env)), model_(std::move(model)) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  std::vector<float> prefill;
+
+  void Execute() override {
+    try {
+      const ThinkerConfig& c = model_->config();
+      const int64_t H = c.hidden, V = c.vocab, G = model_->heads(), n = static_cast<int64_t>(prefill.size()) / H;
+      if (G - 1 > model_->embed_tables()) throw EngineError("checkpoint_config_invalid", "fewer embedding tables than steps");
+      KvCache cache(c.layers, c.kv_heads * c.head_dim, n + G);
+      cache.Reserve(n + G);
+      logits_.resize(static_cast<size_t>(G * V));
+      codes_.resize(static_cast<size_t>(G));
+      for (int64_t g = 0; g < G; ++g) {
+        ForwardInput in;
+        const int64_t rows = g == 0 ? n : 1, first = g == 0 ? 0 : n + g - 1;
+        in.rows.resize(static_cast<size_t>(rows));
+        for (int64_t i = 0; i < rows; ++i) {
+          StepRow& r = in.rows[i];
+          r.cache = &cache;
+          r.index = first + i;
+          r.pos[0] = r.pos[1] = r.pos[2] = static_cast<float>(first + i);
+        }
+        if (g == 0) {
+          in.x = std::move(prefill);
+        } else {
+          in.x.resize(static_cast<size_t>(H));
+          model_->Embed(&codes_[g - 1], 1, in.x.data(), static_cast<int>(g - 1));
+        }
+        in.logit_rows = {rows - 1};
+        in.head = static_cast<int>(g);
+        float* lg = logits_.data() + g * V;
+        model_->Forward(in, lg);
+        int32_t best = 0;
+        for (int64_t v = 1; v < V; ++v)
+          if (lg[v] > lg[best]) best = static_cast<int32_t>(v);
+        codes_[g] = best;
+      }
+    } catch (const EngineError& e) {
+      code_ = e.code();
+      message_ = e.what();
+    } catch (const std::bad_alloc&) {
+      code_ = "out_of_memory";
+      message_ = "not enough memory for the code predictor";
+    } catch (const std::exception& e) {
+      code_ = "internal_error";
+      message_ = e.what();
+    }
+    if (code_) SetError(message_);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object o = Napi::Object::New(env);
+    auto codes = Napi::Int32Array::New(env, codes_.size());
+    std::memcpy(codes.Data(), codes_.data(), codes_.size() * 4);
+    auto logits = Napi::Float32Array::New(env, logits_.size());
+    std::memcpy(logits.Data(), logits_.data(), logits_.size() * 4);
+    o.Set("codes", codes);
+    o.Set("logits", logits);
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error&) override { deferred_.Reject(Coded(Env(), code_, message_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<ThinkerModel> model_;
+  std::vector<float> logits_;
+  std::vector<int32_t> codes_;
   const char* code_ = nullptr;
   std::string message_;
 };
@@ -342,6 +463,16 @@ void CheckFinite(Napi::Env env, const float* x, size_t n, const char* what) {
     if (!std::isfinite(x[i])) Fail(env, kInvalid, std::string(what) + "[" + std::to_string(i) + "] is not a finite number");
 }
 
+// An output head index (the code predictor's lm_head.{g}); undefined: 0.
+int ReadHead(Napi::Env env, Napi::Value v, const ThinkerModel& model) {
+  if (v.IsUndefined()) return 0;
+  const double h = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (h != std::floor(h) || h < 0 || h >= static_cast<double>(model.heads())) {
+    Fail(env, kInvalid, "head must be an integer from 0 to " + std::to_string(model.heads() - 1));
+  }
+  return static_cast<int>(h);
+}
+
 void ReadPosition(Napi::Env env, Napi::Value v, float out[3]) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) Fail(env, kInvalid, "position must be [t, h, w]");
   Napi::Array a = v.As<Napi::Array>();
@@ -356,8 +487,8 @@ void ReadPosition(Napi::Env env, Napi::Value v, float out[3]) {
 
 class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "NativeThinkerSession",
+  static Napi::Function Define(Napi::Env env, const char* name = "NativeThinkerSession") {
+    return DefineClass(env, name,
                        {InstanceMethod<&SessionWrap::Prefill>("prefill"), InstanceMethod<&SessionWrap::Decode>("decode"),
                         InstanceMethod<&SessionWrap::Truncate>("truncate"), InstanceMethod<&SessionWrap::Release>("release"),
                         InstanceAccessor<&SessionWrap::Length>("length"), InstanceAccessor<&SessionWrap::MaxLength>("maxLength")});
@@ -389,10 +520,27 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       if (info.Length() < 1 || !info[0].IsObject()) Fail(env, kInvalid, "prefill(chunk): chunk must be an object");
       Napi::Object chunk = info[0].As<Napi::Object>();
       auto worker = std::make_unique<ForwardWorker>(env, model, false);
-      worker->ids = CopyTyped<int32_t>(env, chunk.Get("ids"), napi_int32_array, "chunk.ids (Int32Array)");
-      const size_t n = worker->ids.size();
-      if (n == 0) Fail(env, kInvalid, "chunk.ids is empty");
-      CheckIds(env, worker->ids.data(), n, c.vocab);
+      worker->with_hidden = state_->core->with_hidden;
+      size_t n;
+      Napi::Value embeds = chunk.Get("embeds");
+      if (chunk.Get("ids").IsUndefined() && !embeds.IsUndefined()) {
+        // Every row's input embedding given by the caller (talker, code predictor).
+        worker->embeds = CopyTyped<float>(env, embeds, napi_float32_array, "chunk.embeds (Float32Array)");
+        n = worker->embeds.size() / static_cast<size_t>(c.hidden);
+        if (n == 0 || worker->embeds.size() != n * static_cast<size_t>(c.hidden)) {
+          Fail(env, kInvalid, "chunk.embeds must hold rows x " + std::to_string(c.hidden) + " floats (at least one row)");
+        }
+        CheckFinite(env, worker->embeds.data(), worker->embeds.size(), "chunk.embeds");
+        if (!chunk.Get("media").IsUndefined() || !chunk.Get("deepstack").IsUndefined()) {
+          Fail(env, kInvalid, "chunk.media and chunk.deepstack go with chunk.ids, not chunk.embeds");
+        }
+      } else {
+        worker->ids = CopyTyped<int32_t>(env, chunk.Get("ids"), napi_int32_array, "chunk.ids (Int32Array)");
+        n = worker->ids.size();
+        if (n == 0) Fail(env, kInvalid, "chunk.ids is empty");
+        CheckIds(env, worker->ids.data(), n, c.vocab);
+      }
+      worker->input.head = ReadHead(env, chunk.Get("head"), *model);
       std::vector<float> pos = CopyTyped<float>(env, chunk.Get("positions"), napi_float32_array, "chunk.positions (Float32Array)");
       if (pos.size() != 3 * n) {
         Fail(env, kInvalid, "chunk.positions must hold 3 x " + std::to_string(n) + " floats (t row, h row, w row), got " + std::to_string(pos.size()));
@@ -447,13 +595,24 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     return AsyncGuard(info.Env(), [&]() -> Napi::Value {
       Napi::Env env = info.Env();
       auto model = Usable(env, *state_);
-      if (info.Length() < 2 || !info[0].IsNumber()) Fail(env, kInvalid, "decode(token, position): token must be a number");
-      const double tok = info[0].As<Napi::Number>().DoubleValue();
-      if (tok != std::floor(tok) || tok < 0 || tok >= static_cast<double>(model->config().vocab)) {
-        Fail(env, "token_id_invalid", "token id " + info[0].ToString().Utf8Value() + " is outside the vocabulary");
-      }
       auto worker = std::make_unique<ForwardWorker>(env, model, false);
-      worker->ids = {static_cast<int32_t>(tok)};
+      worker->with_hidden = state_->core->with_hidden;
+      if (info.Length() >= 2 && info[0].IsTypedArray()) {
+        // decode(embed, position[, head]): one input embedding row.
+        worker->embeds = CopyTyped<float>(env, info[0], napi_float32_array, "decode(embed, position): embed (Float32Array)");
+        if (worker->embeds.size() != static_cast<size_t>(model->config().hidden)) {
+          Fail(env, kInvalid, "decode(embed, position): embed must hold " + std::to_string(model->config().hidden) + " floats");
+        }
+        CheckFinite(env, worker->embeds.data(), worker->embeds.size(), "embed");
+      } else {
+        if (info.Length() < 2 || !info[0].IsNumber()) Fail(env, kInvalid, "decode(token, position): token must be a number");
+        const double tok = info[0].As<Napi::Number>().DoubleValue();
+        if (tok != std::floor(tok) || tok < 0 || tok >= static_cast<double>(model->config().vocab)) {
+          Fail(env, "token_id_invalid", "token id " + info[0].ToString().Utf8Value() + " is outside the vocabulary");
+        }
+        worker->ids = {static_cast<int32_t>(tok)};
+      }
+      worker->input.head = ReadHead(env, info.Length() >= 3 ? info[2] : env.Undefined(), *model);
       worker->input.rows.resize(1);
       ReadPosition(env, info[1], worker->input.rows[0].pos);
       worker->input.logit_rows = {0};
@@ -514,12 +673,17 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
 
 class ThinkerWrap : public Napi::ObjectWrap<ThinkerWrap> {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "NativeThinker",
-                       {InstanceMethod<&ThinkerWrap::NewSession>("newSession"), InstanceMethod<&ThinkerWrap::DecodeBatch>("decodeBatch"),
-                        InstanceMethod<&ThinkerWrap::EmbedIds>("embed"), InstanceMethod<&ThinkerWrap::Close>("close"),
-                        InstanceAccessor<&ThinkerWrap::VocabSize>("vocabSize"), InstanceAccessor<&ThinkerWrap::HiddenSize>("hiddenSize"),
-                        InstanceAccessor<&ThinkerWrap::NumLayers>("numLayers"), InstanceAccessor<&ThinkerWrap::Threads>("threads")});
+  static Napi::Function Define(Napi::Env env, const char* name = "NativeThinker", bool predictor = false) {
+    std::vector<PropertyDescriptor> props = {
+        InstanceMethod<&ThinkerWrap::NewSession>("newSession"), InstanceMethod<&ThinkerWrap::DecodeBatch>("decodeBatch"),
+        InstanceMethod<&ThinkerWrap::EmbedIds>("embed"), InstanceMethod<&ThinkerWrap::Close>("close"),
+        InstanceAccessor<&ThinkerWrap::VocabSize>("vocabSize"), InstanceAccessor<&ThinkerWrap::HiddenSize>("hiddenSize"),
+        InstanceAccessor<&ThinkerWrap::NumLayers>("numLayers"), InstanceAccessor<&ThinkerWrap::Threads>("threads")};
+    if (predictor) {
+      props.push_back(InstanceMethod<&ThinkerWrap::Generate>("generate"));
+      props.push_back(InstanceAccessor<&ThinkerWrap::NumHeads>("numHeads"));
+    }
+    return DefineClass(env, name, props);
   }
 
   explicit ThinkerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ThinkerWrap>(info) {
@@ -611,10 +775,42 @@ class ThinkerWrap : public Napi::ObjectWrap<ThinkerWrap> {
       if (info.Length() < 1) Fail(env, kInvalid, "embed(ids): ids must be an Int32Array");
       auto ids = CopyTyped<int32_t>(env, info[0], napi_int32_array, "embed(ids): ids (Int32Array)");
       CheckIds(env, ids.data(), ids.size(), cfg_.vocab);
+      int table = 0;
+      if (info.Length() >= 2 && !info[1].IsUndefined()) {
+        const double t = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+        if (t != std::floor(t) || t < 0 || t >= static_cast<double>(model->embed_tables())) {
+          Fail(env, kInvalid, "embed(ids, table): table must be an integer from 0 to " + std::to_string(model->embed_tables() - 1));
+        }
+        table = static_cast<int>(t);
+      }
       auto out = Napi::Float32Array::New(env, ids.size() * static_cast<size_t>(cfg_.hidden));
-      model->Embed(ids.data(), static_cast<int64_t>(ids.size()), out.Data());
+      model->Embed(ids.data(), static_cast<int64_t>(ids.size()), out.Data(), table);
       return out;
     });
+  }
+
+  // Code predictor: generate(prefill) runs the prefill rows (positions 0..n-1) and then one greedy
+  // step per further head: code g+1 = argmax(head g); step g feeds embed(code g, table g - 1).
+  Napi::Value Generate(const Napi::CallbackInfo& info) {
+    return AsyncGuard(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      auto model = Open(env);
+      if (info.Length() < 1) Fail(env, kInvalid, "generate(prefill): prefill must be a Float32Array");
+      auto worker = std::make_unique<PredictWorker>(env, model);
+      worker->prefill = CopyTyped<float>(env, info[0], napi_float32_array, "generate(prefill): prefill (Float32Array)");
+      const size_t H = static_cast<size_t>(cfg_.hidden);
+      if (worker->prefill.empty() || worker->prefill.size() % H != 0) {
+        Fail(env, kInvalid, "generate(prefill): prefill must hold rows x " + std::to_string(H) + " floats (at least one row)");
+      }
+      CheckFinite(env, worker->prefill.data(), worker->prefill.size(), "prefill");
+      Napi::Promise p = worker->Promise();
+      worker.release()->Queue();
+      return p;
+    });
+  }
+  Napi::Value NumHeads(const Napi::CallbackInfo& info) {
+    auto model = core_->Get();
+    return Napi::Number::New(info.Env(), model ? static_cast<double>(model->heads()) : 0.0);
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -653,6 +849,18 @@ void RegisterEngine(Napi::Env env, Napi::Object exports) {
   classes->session = Napi::Persistent(SessionWrap::Define(env));
   env.AddCleanupHook([classes] { delete classes; });
   exports.Set("loadThinker", Napi::Function::New(env, LoadThinker, "loadThinker", classes));
+  // The talker and the code predictor: the same decoder (spec from src/runtime/talker.ts).
+  auto* talker = new Classes();
+  talker->thinker = Napi::Persistent(ThinkerWrap::Define(env, "NativeTalker"));
+  talker->session = Napi::Persistent(SessionWrap::Define(env, "NativeTalkerSession"));
+  talker->with_hidden = true;
+  env.AddCleanupHook([talker] { delete talker; });
+  exports.Set("loadTalker", Napi::Function::New(env, LoadThinker, "loadTalker", talker));
+  auto* predictor = new Classes();
+  predictor->thinker = Napi::Persistent(ThinkerWrap::Define(env, "NativeCodePredictor", true));
+  predictor->session = Napi::Persistent(SessionWrap::Define(env, "NativeCodePredictorSession"));
+  env.AddCleanupHook([predictor] { delete predictor; });
+  exports.Set("loadCodePredictor", Napi::Function::New(env, LoadThinker, "loadCodePredictor", predictor));
   exports.Set("thinkerKernelLevel", Napi::String::New(env, engine::KernelLevel()));
 }
 

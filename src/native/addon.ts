@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ThinkerLoadSpec } from '../runtime/checkpoint.js';
+import type { CodePredictorLoadSpec, TalkerLoadSpec } from '../runtime/talker.js';
 
 /** Bumped in native/src/addon.cc whenever the binding surface changes. */
 export const NATIVE_ABI_VERSION = 7;
@@ -230,6 +231,84 @@ export interface NativeVisionEncoder {
   /** Rejects encoder_pixels_invalid, encoder_grid_invalid, encoder_grid_mismatch, encoder_closed. */
   encode(pixelValues: Float32Array, grids: [number, number, number][]): Promise<{ embeds: Float32Array; deepstack: Float32Array[] }>;
   close(): void;
+}
+
+// ---- talker / code predictor (native/src/engine_binding.cc) -------------------------------------
+// The thinker's decoder driven by caller-built embeddings. Specs from src/runtime/talker.ts.
+export interface NativeAddon {
+  /** Maps the checkpoint and loads the talker on the libuv pool; rejects with checkpoint_* codes. */
+  loadTalker(spec: TalkerLoadSpec): Promise<NativeTalker>;
+  /** The same for the code predictor. */
+  loadCodePredictor(spec: CodePredictorLoadSpec): Promise<NativeCodePredictor>;
+}
+
+/** Logits of the last row (codec_head, vocabSize floats, raw) and its final-normed hidden state. */
+export interface NativeTalkerOutput {
+  logits: Float32Array;
+  hidden: Float32Array;
+}
+
+export interface NativeDecoderEmbedChunk {
+  /** rows x hiddenSize input embeddings (every row). */
+  embeds: Float32Array;
+  /** 3 x rows float32: all t, then all h, then all w (1-D rotary: the same row thrice). */
+  positions: Float32Array;
+  /** Output head (code predictor: lm_head.{head}); default 0. */
+  head?: number;
+}
+
+/**
+ * The talker: errors carry `code` thinker_closed, thinker_input_invalid, thinker_context_full,
+ * session_busy, session_released (the thinker engine's codes).
+ */
+export interface NativeTalker {
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  readonly threads: number;
+  newSession(maxLength: number): NativeTalkerSession;
+  /** talker.model.codec_embedding rows, ids.length x hiddenSize. */
+  embed(ids: Int32Array): Float32Array;
+  close(): void;
+}
+
+export interface NativeTalkerSession {
+  readonly length: number;
+  readonly maxLength: number;
+  prefill(chunk: NativeDecoderEmbedChunk): Promise<NativeTalkerOutput>;
+  /** One step from an input embedding row (hiddenSize floats) at rotary position [t, h, w]. */
+  decode(embed: Float32Array, position: [number, number, number]): Promise<NativeTalkerOutput>;
+  truncate(length: number): void;
+  release(): void;
+}
+
+export interface NativeCodePredictor {
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  readonly threads: number;
+  /** Heads (lm_head.{g}): numCodeGroups - 1. */
+  readonly numHeads: number;
+  /**
+   * Greedy residual codes of one frame: prefill rows (n x hiddenSize, typically [talker hidden,
+   * talker codec_embedding(code0)]) at positions 0..n-1, then code g+1 = argmax(lm_head.{g}) and
+   * step g feeds codec_embedding.{g-1}(code g) at position n+g-1. Resolves codes (numHeads, groups
+   * 1..numHeads) and their raw logits (numHeads x vocabSize).
+   */
+  generate(prefill: Float32Array): Promise<{ codes: Int32Array; logits: Float32Array }>;
+  /** code_predictor.model.codec_embedding.{table} rows. */
+  embed(ids: Int32Array, table?: number): Float32Array;
+  newSession(maxLength: number): NativeCodePredictorSession;
+  close(): void;
+}
+
+export interface NativeCodePredictorSession {
+  readonly length: number;
+  readonly maxLength: number;
+  prefill(chunk: NativeDecoderEmbedChunk): Promise<Float32Array>;
+  decode(embed: Float32Array, position: [number, number, number], head?: number): Promise<Float32Array>;
+  truncate(length: number): void;
+  release(): void;
 }
 
 export class NativeAddonError extends Error {

@@ -118,7 +118,7 @@ function bool(obj: Json, field: string, path: string, fallback: boolean): boolea
   return v;
 }
 
-interface ParsedConfig extends Omit<ThinkerLoadSpec, 'dir' | 'files' | 'tensors' | 'threads'> {
+export interface ParsedConfig extends Omit<ThinkerLoadSpec, 'dir' | 'files' | 'tensors' | 'threads'> {
   /** Prefix of the thinker's tensors in the checkpoint. */
   prefix: string;
 }
@@ -269,7 +269,7 @@ export async function readSafetensorsHeader(path: string): Promise<Map<string, {
 }
 
 /** The shapes the thinker text model needs, keyed by name without the `thinker.` prefix. */
-function expectedTensors(c: ParsedConfig, fusedExperts: (layer: number) => boolean): Map<string, number[]> {
+export function expectedTensors(c: ParsedConfig, fusedExperts: (layer: number) => boolean): Map<string, number[]> {
   const m = new Map<string, number[]>();
   const H = c.hiddenSize;
   m.set('model.embed_tokens.weight', [c.vocabSize, H]);

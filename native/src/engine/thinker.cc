@@ -110,8 +110,13 @@ ThinkerModel::ThinkerModel(ThinkerConfig cfg, const std::vector<std::string>& fi
   };
 
   const int64_t H = c.hidden, hd = c.head_dim;
-  embed_ = matrix("model.embed_tokens.weight", c.vocab, H);
-  lm_head_ = c.tie_embeddings ? embed_ : matrix("lm_head.weight", c.vocab, H);
+  if (c.embed_tensors.empty()) throw EngineError("checkpoint_config_invalid", "the load spec names no embedding table");
+  for (const auto& name : c.embed_tensors) embeds_.push_back(matrix(name, c.vocab, H));
+  if (!c.head_tensors.empty()) {
+    for (const auto& name : c.head_tensors) heads_.push_back(matrix(name, c.vocab, H));
+  } else {
+    heads_.push_back(c.tie_embeddings ? embeds_[0] : matrix("lm_head.weight", c.vocab, H));
+  }
   final_norm_ = vec("model.norm.weight", H);
   layers_.resize(static_cast<size_t>(c.layers));
   for (int64_t l = 0; l < c.layers; ++l) {
@@ -148,6 +153,13 @@ ThinkerModel::ThinkerModel(ThinkerConfig cfg, const std::vector<std::string>& fi
           L.down.push_back(matrix(q + "down_proj.weight", H, I));
         }
       }
+      if (c.shared_intermediate > 0) {
+        const int64_t S = c.shared_intermediate;
+        L.shared_gate = matrix(p + "mlp.shared_expert.gate_proj.weight", S, H);
+        L.shared_up = matrix(p + "mlp.shared_expert.up_proj.weight", S, H);
+        L.shared_down = matrix(p + "mlp.shared_expert.down_proj.weight", H, S);
+        L.shared_router = matrix(p + "mlp.shared_expert_gate.weight", 1, H);
+      }
     } else {
       const int64_t I = c.intermediate;
       L.gate.push_back(matrix(p + "mlp.gate_proj.weight", I, H));
@@ -173,8 +185,9 @@ ThinkerModel::ThinkerModel(ThinkerConfig cfg, const std::vector<std::string>& fi
   }
 }
 
-void ThinkerModel::Embed(const int32_t* ids, int64_t n, float* out) const {
-  for (int64_t i = 0; i < n; ++i) RowToF32(embed_, ids[i], out + i * cfg_.hidden);
+void ThinkerModel::Embed(const int32_t* ids, int64_t n, float* out, int table) const {
+  const Matrix& m = embeds_.at(static_cast<size_t>(table));
+  for (int64_t i = 0; i < n; ++i) RowToF32(m, ids[i], out + i * cfg_.hidden);
 }
 
 // ---- forward ----------------------------------------------------------------------------------
@@ -391,6 +404,22 @@ void ThinkerModel::Mlp(const Layer& L, const float* xn, int64_t T, float* out) {
       for (int64_t h = 0; h < H; ++h) o[h] += src[h] * w;
     }
   }
+  if (c.shared_intermediate > 0) {
+    // Shared expert (Qwen3OmniMoeTalkerTextSparseMoeBlock): routed + sigmoid(gate(x)) * mlp(x).
+    const int64_t S = c.shared_intermediate;
+    std::vector<float> sg(static_cast<size_t>(T * S)), su(static_cast<size_t>(T * S)), gl(static_cast<size_t>(T));
+    std::vector<float> sd(static_cast<size_t>(T * H));
+    MatMuls({{xn, H, &L.shared_gate, sg.data(), S, T}, {xn, H, &L.shared_up, su.data(), S, T},
+             {xn, H, &L.shared_router, gl.data(), 1, T}});
+    SiluMul(sg.data(), su.data(), T * S);
+    MatMuls({{sg.data(), S, &L.shared_down, sd.data(), H, T}});
+    for (int64_t t = 0; t < T; ++t) {
+      const float gate = 1.0f / (1.0f + std::exp(-gl[t]));
+      float* o = out + t * H;
+      const float* src = sd.data() + t * H;
+      for (int64_t h = 0; h < H; ++h) o[h] += gate * src[h];
+    }
+  }
 }
 
 void ThinkerModel::Forward(ForwardInput& in, float* logits) {
@@ -429,9 +458,11 @@ void ThinkerModel::Forward(ForwardInput& in, float* logits) {
   }
   const int64_t R = static_cast<int64_t>(in.logit_rows.size());
   if (R == 0) return;
+  if (in.head < 0 || in.head >= static_cast<int>(heads_.size())) throw EngineError("thinker_input_invalid", "no such output head");
   std::vector<float> fin(static_cast<size_t>(R * H));
   for (int64_t i = 0; i < R; ++i) RmsNorm(x + in.logit_rows[i] * H, final_norm_.data(), H, c.eps, fin.data() + i * H);
-  MatMuls({{fin.data(), H, &lm_head_, logits, c.vocab, R}});
+  if (in.hidden_out) std::memcpy(in.hidden_out, fin.data(), fin.size() * 4);
+  MatMuls({{fin.data(), H, &heads_[static_cast<size_t>(in.head)], logits, c.vocab, R}});
 }
 
 }  // namespace omni::engine

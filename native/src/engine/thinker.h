@@ -41,6 +41,13 @@ struct ThinkerConfig {
   int mrope[3] = {0, 0, 0};
   std::vector<bool> sparse;
   int threads = 1;
+  // Generalisations for the talker and the code predictor (the defaults are the thinker's):
+  // > 0: sparse layers add a shared SwiGLU expert of this width gated by sigmoid(shared_expert_gate(x)).
+  int64_t shared_intermediate = 0;
+  // Input embedding tables (vocab x hidden each; Embed(..., table)) and output heads (Forward's
+  // `head`). Empty heads: lm_head.weight, or the first embedding when tie_embeddings.
+  std::vector<std::string> embed_tensors{"model.embed_tokens.weight"};
+  std::vector<std::string> head_tensors;
 };
 
 struct TensorRef {
@@ -83,6 +90,8 @@ struct ForwardInput {
   std::vector<int32_t> ds_rows;
   std::vector<std::vector<float>> ds_layers;
   std::vector<int64_t> logit_rows;  // rows whose logits are produced, in this order
+  int head = 0;                     // output head (index into head_tensors)
+  float* hidden_out = nullptr;      // when set: logit_rows.size() x hidden final-normed states
 };
 
 class ThinkerModel {
@@ -90,8 +99,10 @@ class ThinkerModel {
   ThinkerModel(ThinkerConfig cfg, const std::vector<std::string>& files, const std::vector<TensorRef>& tensors);
   const ThinkerConfig& config() const { return cfg_; }
 
-  // Token embeddings (ids must be in range).
-  void Embed(const int32_t* ids, int64_t n, float* out) const;
+  // Token embeddings from embedding table `table` (ids and table must be in range).
+  void Embed(const int32_t* ids, int64_t n, float* out, int table = 0) const;
+  int64_t embed_tables() const { return static_cast<int64_t>(embeds_.size()); }
+  int64_t heads() const { return static_cast<int64_t>(heads_.size()); }
   // Runs the decoder over the rows; logits: logit_rows.size() x vocab. Thread-safe (serialised).
   void Forward(ForwardInput& in, float* logits);
 
@@ -101,6 +112,7 @@ class ThinkerModel {
     Matrix q, k, v, o, router;
     bool sparse = false;
     std::vector<Matrix> gate, up, down;  // per expert, or one for a dense MLP
+    Matrix shared_gate, shared_up, shared_down, shared_router;  // shared expert (shared_intermediate > 0)
   };
   struct MatJob {
     const float* X;
@@ -118,7 +130,7 @@ class ThinkerModel {
 
   ThinkerConfig cfg_;
   std::vector<std::unique_ptr<MappedFile>> files_;
-  Matrix embed_, lm_head_;
+  std::vector<Matrix> embeds_, heads_;
   std::vector<float> final_norm_, inv_freq_;
   std::vector<int> freq_row_;  // rotary row (0 t, 1 h, 2 w) of each frequency
   std::vector<Layer> layers_;

@@ -1,0 +1,229 @@
+// Reads the talker (Qwen3OmniMoeTalkerModel + codec_head) and the code predictor
+// (Qwen3OmniMoeTalkerCodePredictorModel + lm_head.{g}) of a Qwen3-Omni checkpoint with audio output
+// into load specs of the native decoder (the thinker's engine: same attention, RMSNorms, MoE /
+// dense SwiGLU; the talker adds a sigmoid-gated shared expert, the predictor one embedding table
+// and one head per residual code group). Every size and id comes from config.json's talker_config.
+import { join, resolve } from 'node:path';
+
+import {
+  CheckpointError,
+  checkpointFiles,
+  expectedTensors,
+  parseThinkerConfig,
+  readJson,
+  readSafetensorsHeader,
+  type ParsedConfig,
+  type ThinkerLoadSpec,
+  type ThinkerTensor,
+  type ThinkerTensorDtype,
+} from './checkpoint.js';
+
+export interface DecoderLoadSpecExtras {
+  /** Keys (without the prefix) of the input embedding tables, `embed(ids, table)`. */
+  embedTensors: string[];
+  /** Keys of the output heads, selected by `head` in prefill/decode (predictor: one per group). */
+  headTensors: string[];
+  /** Width of the shared expert of every sparse layer (0: none). */
+  sharedExpertIntermediateSize: number;
+  /** Tensor-name prefix in the checkpoint (`talker.` / `talker.code_predictor.`). */
+  prefix: string;
+}
+
+export interface TalkerLoadSpec extends ThinkerLoadSpec, DecoderLoadSpecExtras {
+  numCodeGroups: number;
+  thinkerHiddenSize: number;
+  acceptHiddenLayer: number;
+  spatialMergeSize: number;
+  positionIdPerSeconds: number;
+  /** Codec ids of talker_config (codecBosId, codecEosTokenId, codecPadId, codecNothinkId, ...). */
+  codecIds: Record<string, number>;
+  /** Speaker name (lower case) -> codec id. */
+  speakerIds: Record<string, number>;
+}
+
+export interface CodePredictorLoadSpec extends ThinkerLoadSpec, DecoderLoadSpecExtras {
+  numCodeGroups: number;
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const DTYPE_BYTES: Record<ThinkerTensorDtype, number> = { F32: 4, BF16: 2, F16: 2 };
+
+function configError(field: string, message: string): CheckpointError {
+  return new CheckpointError('checkpoint_config_invalid', `config.json: ${field} ${message}`, field);
+}
+
+function talkerConfig(config: unknown): Json {
+  if (!isObject(config) || !isObject(config.talker_config)) {
+    throw configError('talker_config', 'is missing: expected the config of a Qwen3OmniMoeForConditionalGeneration with audio output');
+  }
+  if (config.enable_audio_output === false) {
+    throw configError('enable_audio_output', 'is false: the checkpoint has no talker / code predictor weights');
+  }
+  return config.talker_config;
+}
+
+function posInt(obj: Json, field: string, path: string, fallback?: number): number {
+  const v = obj[field] ?? fallback;
+  if (v === undefined || v === null) throw configError(`${path}.${field}`, 'is missing');
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw configError(`${path}.${field}`, `must be a positive integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Parses a decoder text config with the thinker's rules, reporting fields under `path`. */
+function parseDecoder(text: Json, path: string, oneDimRope: boolean): ParsedConfig {
+  const t: Json = { ...text };
+  if (t.num_experts === undefined && t.num_local_experts !== undefined) t.num_experts = t.num_local_experts;
+  if (oneDimRope) {
+    // 1-D rotary = the interleaved 3-D rotary with every frequency on the t row (positions equal on all rows).
+    const hidden = typeof t.hidden_size === 'number' ? t.hidden_size : 0;
+    const heads = typeof t.num_attention_heads === 'number' ? t.num_attention_heads : 1;
+    const headDim = typeof t.head_dim === 'number' ? t.head_dim : Math.floor(hidden / heads);
+    const rope = isObject(t.rope_parameters) ? t.rope_parameters : isObject(t.rope_scaling) ? t.rope_scaling : {};
+    t.rope_parameters = { ...rope, mrope_section: [headDim / 2, 0, 0] };
+  }
+  try {
+    return parseThinkerConfig({ thinker_config: { text_config: t } });
+  } catch (err) {
+    if (err instanceof CheckpointError) {
+      const fix = (s: string) => s.split('thinker_config.text_config').join(path);
+      throw new CheckpointError(err.code, fix(err.message), err.subject ? fix(err.subject) : undefined);
+    }
+    throw err;
+  }
+}
+
+async function resolveTensors(root: string, prefix: string, expected: Map<string, number[]>, fusedProbe: (found: Set<string>) => void) {
+  const files = await checkpointFiles(root);
+  const found = new Map<string, { file: number; dtype: string; shape: number[]; offset: number; bytes: number }>();
+  for (const [i, f] of files.entries()) {
+    for (const [name, t] of await readSafetensorsHeader(f)) if (name.startsWith(prefix)) found.set(name, { file: i, ...t });
+  }
+  fusedProbe(new Set(found.keys()));
+  const tensors: ThinkerTensor[] = [];
+  for (const [key, shape] of expected) {
+    const name = prefix + key;
+    const t = found.get(name);
+    if (!t) throw new CheckpointError('checkpoint_tensor_missing', `checkpoint tensor ${name} is missing (looked in ${files.join(', ')})`, name);
+    if (t.dtype !== 'F32' && t.dtype !== 'BF16' && t.dtype !== 'F16') {
+      throw new CheckpointError('checkpoint_tensor_dtype', `checkpoint tensor ${name} has dtype ${t.dtype}; the engine reads F32, BF16 or F16`, name);
+    }
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new CheckpointError('checkpoint_tensor_shape', `checkpoint tensor ${name} has shape [${t.shape.join(', ')}], the config implies [${shape.join(', ')}]`, name);
+    }
+    const expectBytes = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    if (t.bytes !== expectBytes) {
+      throw new CheckpointError('checkpoint_file_invalid', `checkpoint tensor ${name}: ${t.bytes} bytes for shape [${shape.join(', ')}] of ${t.dtype} (expected ${expectBytes})`, name);
+    }
+    tensors.push({ key, name, file: t.file, dtype: t.dtype, shape, offset: t.offset, bytes: t.bytes });
+  }
+  return { files, tensors };
+}
+
+/** The talker's load spec: MoE decoder with shared experts, codec_embedding in, codec_head out. */
+export async function readTalkerCheckpoint(dir: string, options: { threads?: number } = {}): Promise<TalkerLoadSpec> {
+  const root = resolve(dir);
+  const talker = talkerConfig(await readJson(join(root, 'config.json'), 'config'));
+  if (!isObject(talker.text_config)) throw configError('talker_config.text_config', 'is missing');
+  const text = talker.text_config;
+  const path = 'talker_config.text_config';
+  const c = parseDecoder(text, path, false);
+  const sharedExpertIntermediateSize = c.numExperts > 0 ? posInt(text, 'shared_expert_intermediate_size', path) : 0;
+  const prefix = 'talker.';
+  let fused = new Set<string>();
+  const H = c.hiddenSize;
+  const expected = () => {
+    const m = expectedTensors(c, (l) => fused.has(`${prefix}model.layers.${l}.mlp.experts.gate_up_proj`));
+    m.delete('model.embed_tokens.weight');
+    m.delete('lm_head.weight');
+    m.set('model.codec_embedding.weight', [c.vocabSize, H]);
+    m.set('codec_head.weight', [c.vocabSize, H]);
+    for (let l = 0; l < c.numLayers; l++) {
+      if (!c.sparseLayers[l] || sharedExpertIntermediateSize === 0) continue;
+      const p = `model.layers.${l}.mlp.`;
+      m.set(`${p}shared_expert.gate_proj.weight`, [sharedExpertIntermediateSize, H]);
+      m.set(`${p}shared_expert.up_proj.weight`, [sharedExpertIntermediateSize, H]);
+      m.set(`${p}shared_expert.down_proj.weight`, [H, sharedExpertIntermediateSize]);
+      m.set(`${p}shared_expert_gate.weight`, [1, H]);
+    }
+    return m;
+  };
+  // The fused-expert layout is known only once the headers are read: resolve against a map built after.
+  const lazy = new Map<string, number[]>();
+  const { files, tensors } = await resolveTensors(root, prefix, lazy, (names) => {
+    fused = names;
+    for (const [k, v] of expected()) lazy.set(k, v);
+  });
+  const codecIds: Record<string, number> = {};
+  const camel = (s: string) => s.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase());
+  for (const [k, v] of Object.entries(talker)) {
+    if ((k.startsWith('codec_') || k.endsWith('_token_id')) && typeof v === 'number' && Number.isInteger(v)) codecIds[camel(k)] = v;
+  }
+  const speakerIds: Record<string, number> = {};
+  if (isObject(talker.speaker_id)) {
+    for (const [k, v] of Object.entries(talker.speaker_id)) if (typeof v === 'number' && Number.isInteger(v)) speakerIds[k.toLowerCase()] = v;
+  }
+  const { prefix: _p, tokenIds, ...rest } = c;
+  return {
+    dir: root,
+    files,
+    ...rest,
+    tokenIds: { ...tokenIds, ...codecIds },
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    tensors,
+    prefix,
+    embedTensors: ['model.codec_embedding.weight'],
+    headTensors: ['codec_head.weight'],
+    sharedExpertIntermediateSize,
+    numCodeGroups: posInt(talker, 'num_code_groups', 'talker_config'),
+    thinkerHiddenSize: posInt(talker, 'thinker_hidden_size', 'talker_config'),
+    acceptHiddenLayer: posInt(talker, 'accept_hidden_layer', 'talker_config'),
+    spatialMergeSize: posInt(talker, 'spatial_merge_size', 'talker_config', 2),
+    positionIdPerSeconds: posInt(talker, 'position_id_per_seconds', 'talker_config', 25),
+    codecIds,
+    speakerIds,
+  };
+}
+
+/** The code predictor's load spec: dense decoder, codec_embedding.{g} in, lm_head.{g} out (g < groups - 1). */
+export async function readCodePredictorCheckpoint(dir: string, options: { threads?: number } = {}): Promise<CodePredictorLoadSpec> {
+  const root = resolve(dir);
+  const talker = talkerConfig(await readJson(join(root, 'config.json'), 'config'));
+  if (!isObject(talker.code_predictor_config)) throw configError('talker_config.code_predictor_config', 'is missing');
+  const cp = talker.code_predictor_config;
+  const path = 'talker_config.code_predictor_config';
+  const c = parseDecoder(cp, path, true);
+  const numCodeGroups = posInt(cp, 'num_code_groups', path, posInt(talker, 'num_code_groups', 'talker_config'));
+  if (numCodeGroups < 2) throw configError(`${path}.num_code_groups`, `must be at least 2, got ${numCodeGroups}`);
+  const talkerText = isObject(talker.text_config) ? talker.text_config : {};
+  if (typeof talkerText.hidden_size === 'number' && talkerText.hidden_size !== c.hiddenSize) {
+    throw configError(`${path}.hidden_size`, `(${c.hiddenSize}) must equal the talker's hidden_size (${talkerText.hidden_size})`);
+  }
+  const H = c.hiddenSize;
+  const m = expectedTensors(c, () => false);
+  m.delete('model.embed_tokens.weight');
+  m.delete('lm_head.weight');
+  const embedTensors: string[] = [];
+  const headTensors: string[] = [];
+  for (let g = 0; g < numCodeGroups - 1; g++) {
+    embedTensors.push(`model.codec_embedding.${g}.weight`);
+    headTensors.push(`lm_head.${g}.weight`);
+    m.set(`model.codec_embedding.${g}.weight`, [c.vocabSize, H]);
+    m.set(`lm_head.${g}.weight`, [c.vocabSize, H]);
+  }
+  const prefix = 'talker.code_predictor.';
+  const { files, tensors } = await resolveTensors(root, prefix, m, () => {});
+  const { prefix: _p, ...rest } = c;
+  return {
+    dir: root,
+    files,
+    ...rest,
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    tensors,
+    prefix,
+    embedTensors,
+    headTensors,
+    sharedExpertIntermediateSize: 0,
+    numCodeGroups,
+  };
+}
