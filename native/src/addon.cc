@@ -80,6 +80,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterImage(env, exports);
   RegisterEngine(env, exports);
   RegisterEncoders(env, exports);
+  RegisterCode2Wav(env, exports);
   exports.Set("simdLevel", Napi::String::New(env, SimdLevel()));
   exports.Set("abiVersion", Napi::Number::New(env, 7));
   return exports;

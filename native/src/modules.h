@@ -13,6 +13,7 @@ void RegisterResample(Napi::Env env, Napi::Object exports);
 void RegisterImage(Napi::Env env, Napi::Object exports);
 void RegisterEngine(Napi::Env env, Napi::Object exports);
 void RegisterEncoders(Napi::Env env, Napi::Object exports);
+void RegisterCode2Wav(Napi::Env env, Napi::Object exports);
 
 // An Error whose `code` the TypeScript side maps onto its catalogue (src/codecs/errors.ts).
 inline Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message) {

@@ -311,6 +311,52 @@ export interface NativeCodePredictorSession {
   release(): void;
 }
 
+// ---- code2wav (native/src/code2wav_binding.cc) ---------------------------------------------------
+// Codec codes (frames x numQuantizers, frame-major) to a 24 kHz waveform. Specs from
+// src/runtime/code2wav.ts (readCode2WavCheckpoint).
+export interface NativeAddon {
+  /** Maps the checkpoint and loads code2wav on the libuv pool; rejects with checkpoint_* codes. */
+  loadCode2Wav(spec: NativeCode2WavSpec): Promise<NativeCode2Wav>;
+}
+
+export interface NativeCode2WavSpec extends NativeEncoderSpecBase {
+  codebookSize: number;
+  numQuantizers: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  slidingWindow: number;
+  decoderDim: number;
+  ropeTheta: number;
+  rmsNormEps: number;
+  attentionBias: boolean;
+  upsamplingRatios: number[];
+  upsampleRates: number[];
+}
+
+export interface NativeCode2Wav {
+  readonly samplesPerFrame: number;
+  readonly numQuantizers: number;
+  readonly codebookSize: number;
+  readonly threads: number;
+  /** One decode: samplesPerFrame * frames - tail samples (clamped to [-1, 1]). */
+  render(codes: Int32Array, frames: number): Promise<Float32Array>;
+  /** A causal stream; its pushes run in call order. */
+  stream(): NativeCode2WavStream;
+  sampleCount(frames: number): number;
+  close(): void;
+}
+
+export interface NativeCode2WavStream {
+  /** The samples the frames pushed so far complete (joined == render of all frames). */
+  push(codes: Int32Array, frames: number): Promise<Float32Array>;
+  /** Ends the stream after the pushes before it; resolves with the samples still owed (none). */
+  flush(): Promise<Float32Array>;
+}
+
 export class NativeAddonError extends Error {
   readonly code = 'OMNI_NATIVE_UNAVAILABLE';
   constructor(message: string, options?: { cause?: unknown }) {
