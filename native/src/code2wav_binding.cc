@@ -23,6 +23,7 @@
 
 #include "engine/code2wav.h"
 #include "engine/thinker.h"  // EngineError
+#include "engine_spec.h"
 #include "modules.h"
 
 namespace omni {
@@ -31,7 +32,6 @@ namespace {
 using engine::Code2Wav;
 using engine::Code2WavConfig;
 using engine::Code2WavStream;
-using engine::DType;
 using engine::EncoderTensor;
 using engine::EngineError;
 
@@ -74,7 +74,6 @@ struct Parsed {
 };
 
 Parsed ParseSpec(const Napi::Object& s) {
-  Napi::Env env = s.Env();
   Parsed p;
   Code2WavConfig& c = p.cfg;
   c.codebook_size = IntField(s, "codebookSize");
@@ -96,85 +95,15 @@ Parsed ParseSpec(const Napi::Object& s) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   c.threads = th.IsUndefined() || th.IsNull() ? cores : static_cast<int>(std::min<int64_t>(IntField(s, "threads"), 1024));
 
-  Napi::Value files = s.Get("files");
-  if (!files.IsArray()) throw SpecError(env, "files must be an array of paths");
-  Napi::Array fa = files.As<Napi::Array>();
-  for (uint32_t i = 0; i < fa.Length(); ++i) {
-    Napi::Value f = fa.Get(i);
-    if (!f.IsString()) throw SpecError(env, "files must be an array of paths");
-    p.files.push_back(f.As<Napi::String>().Utf8Value());
-  }
-  Napi::Value tensors = s.Get("tensors");
-  if (!tensors.IsArray()) throw SpecError(env, "tensors must be an array");
-  Napi::Array ta = tensors.As<Napi::Array>();
-  for (uint32_t i = 0; i < ta.Length(); ++i) {
-    Napi::Value tv = ta.Get(i);
-    if (!tv.IsObject()) throw SpecError(env, "tensors must hold objects");
-    Napi::Object t = tv.As<Napi::Object>();
-    EncoderTensor e;
-    Napi::Value key = t.Get("key"), name = t.Get("name"), dtype = t.Get("dtype"), shape = t.Get("shape");
-    if (!key.IsString() || !dtype.IsString() || !shape.IsArray()) throw SpecError(env, "tensor entries need key, dtype and shape");
-    e.key = key.As<Napi::String>().Utf8Value();
-    e.name = name.IsString() ? name.As<Napi::String>().Utf8Value() : e.key;
-    const std::string d = dtype.As<Napi::String>().Utf8Value();
-    if (d == "F32") {
-      e.dtype = DType::F32;
-    } else if (d == "BF16") {
-      e.dtype = DType::BF16;
-    } else if (d == "F16") {
-      e.dtype = DType::F16;
-    } else {
-      throw CodedError(env, "checkpoint_tensor_dtype", "checkpoint tensor " + e.name + " has dtype " + d + "; code2wav reads F32, BF16 or F16");
-    }
-    e.file = static_cast<int>(IntField(t, "file", 0));
-    e.offset = static_cast<uint64_t>(IntField(t, "offset", 0));
-    e.bytes = static_cast<uint64_t>(IntField(t, "bytes", 0));
-    Napi::Array sa = shape.As<Napi::Array>();
-    for (uint32_t k = 0; k < sa.Length(); ++k) {
-      Napi::Value sv = sa.Get(k);
-      if (!sv.IsNumber() || sv.As<Napi::Number>().DoubleValue() < 0) throw SpecError(env, "tensor shapes must be non-negative integers");
-      e.shape.push_back(sv.As<Napi::Number>().Int64Value());
-    }
-    p.tensors.push_back(std::move(e));
-  }
+  engine_spec::FilesAndTensors ft = engine_spec::ReadFilesAndTensors(s, "code2wav");
+  p.files = std::move(ft.files);
+  p.tensors = std::move(ft.tensors);
   return p;
 }
 
-class CodedWorker : public Napi::AsyncWorker {
- public:
-  CodedWorker(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+using engine_spec::CodedWorker;
+using engine_spec::ToFloat32Array;
 
- protected:
-  virtual void Run() = 0;
-  void Execute() override {
-    try {
-      Run();
-      return;
-    } catch (const EngineError& e) {
-      code_ = e.code();
-      message_ = e.what();
-    } catch (const std::bad_alloc&) {
-      code_ = "out_of_memory";
-      message_ = "not enough memory for this input";
-    } catch (const std::exception& e) {
-      code_ = "internal_error";
-      message_ = e.what();
-    }
-    SetError(message_);
-  }
-  void OnError(const Napi::Error&) override { deferred_.Reject(CodedError(Env(), code_, message_).Value()); }
-
-  Napi::Promise::Deferred deferred_;
-  const char* code_ = "internal_error";
-  std::string message_;
-};
-
-Napi::Float32Array ToFloat32Array(Napi::Env env, const std::vector<float>& v) {
-  auto out = Napi::Float32Array::New(env, v.size());
-  std::copy(v.begin(), v.end(), out.Data());
-  return out;
-}
 
 struct ModelState {
   std::shared_ptr<Code2Wav> model;

@@ -19,6 +19,7 @@
 #include "engine/audio_encoder.h"
 #include "engine/thinker.h"  // EngineError
 #include "engine/vision_encoder.h"
+#include "engine_spec.h"
 #include "modules.h"
 
 namespace omni {
@@ -26,8 +27,6 @@ namespace {
 
 using engine::AudioEncoder;
 using engine::AudioEncoderConfig;
-using engine::DType;
-using engine::EncoderTensor;
 using engine::EngineError;
 using engine::VisionEncoder;
 using engine::VisionEncoderConfig;
@@ -60,57 +59,9 @@ int ThreadsField(const Napi::Object& o) {
   return static_cast<int>(std::min<int64_t>(t, 1024));
 }
 
-struct Common {
-  std::vector<std::string> files;
-  std::vector<EncoderTensor> tensors;
-};
+using Common = engine_spec::FilesAndTensors;
 
-Common ParseCommon(const Napi::Object& spec) {
-  Napi::Env env = spec.Env();
-  Common c;
-  Napi::Value files = spec.Get("files");
-  if (!files.IsArray()) throw SpecError(env, "files must be an array of paths");
-  Napi::Array fa = files.As<Napi::Array>();
-  for (uint32_t i = 0; i < fa.Length(); ++i) {
-    Napi::Value f = fa.Get(i);
-    if (!f.IsString()) throw SpecError(env, "files must be an array of paths");
-    c.files.push_back(f.As<Napi::String>().Utf8Value());
-  }
-  Napi::Value tensors = spec.Get("tensors");
-  if (!tensors.IsArray()) throw SpecError(env, "tensors must be an array");
-  Napi::Array ta = tensors.As<Napi::Array>();
-  for (uint32_t i = 0; i < ta.Length(); ++i) {
-    Napi::Value tv = ta.Get(i);
-    if (!tv.IsObject()) throw SpecError(env, "tensors must hold objects");
-    Napi::Object t = tv.As<Napi::Object>();
-    EncoderTensor e;
-    Napi::Value key = t.Get("key"), name = t.Get("name"), dtype = t.Get("dtype"), shape = t.Get("shape");
-    if (!key.IsString() || !dtype.IsString() || !shape.IsArray()) throw SpecError(env, "tensor entries need key, dtype and shape");
-    e.key = key.As<Napi::String>().Utf8Value();
-    e.name = name.IsString() ? name.As<Napi::String>().Utf8Value() : e.key;
-    const std::string d = dtype.As<Napi::String>().Utf8Value();
-    if (d == "F32") {
-      e.dtype = DType::F32;
-    } else if (d == "BF16") {
-      e.dtype = DType::BF16;
-    } else if (d == "F16") {
-      e.dtype = DType::F16;
-    } else {
-      throw CodedError(env, "checkpoint_tensor_dtype", "checkpoint tensor " + e.name + " has dtype " + d + "; the encoders read F32, BF16 or F16");
-    }
-    e.file = static_cast<int>(IntField(t, "file", 0));
-    e.offset = static_cast<uint64_t>(IntField(t, "offset", 0));
-    e.bytes = static_cast<uint64_t>(IntField(t, "bytes", 0));
-    Napi::Array sa = shape.As<Napi::Array>();
-    for (uint32_t k = 0; k < sa.Length(); ++k) {
-      Napi::Value s = sa.Get(k);
-      if (!s.IsNumber() || s.As<Napi::Number>().DoubleValue() < 0) throw SpecError(env, "tensor shapes must be non-negative integers");
-      e.shape.push_back(s.As<Napi::Number>().Int64Value());
-    }
-    c.tensors.push_back(std::move(e));
-  }
-  return c;
-}
+Common ParseCommon(const Napi::Object& spec) { return engine_spec::ReadFilesAndTensors(spec, "encoders"); }
 
 AudioEncoderConfig ParseAudio(const Napi::Object& s) {
   AudioEncoderConfig c;
@@ -164,42 +115,9 @@ VisionEncoderConfig ParseVision(const Napi::Object& s) {
 
 // ---- workers ------------------------------------------------------------------------------------
 
-// Shared body of every worker: runs `work` and keeps a coded error.
-class CodedWorker : public Napi::AsyncWorker {
- public:
-  CodedWorker(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+using engine_spec::CodedWorker;
+using engine_spec::ToFloat32Array;
 
- protected:
-  virtual void Run() = 0;
-  void Execute() override {
-    try {
-      Run();
-      return;
-    } catch (const EngineError& e) {
-      code_ = e.code();
-      message_ = e.what();
-    } catch (const std::bad_alloc&) {
-      code_ = "out_of_memory";
-      message_ = "not enough memory for this input";
-    } catch (const std::exception& e) {
-      code_ = "internal_error";
-      message_ = e.what();
-    }
-    SetError(message_);
-  }
-  void OnError(const Napi::Error&) override { deferred_.Reject(CodedError(Env(), code_, message_).Value()); }
-
-  Napi::Promise::Deferred deferred_;
-  const char* code_ = "internal_error";
-  std::string message_;
-};
-
-Napi::Float32Array ToFloat32Array(Napi::Env env, const std::vector<float>& v) {
-  auto out = Napi::Float32Array::New(env, v.size());
-  std::copy(v.begin(), v.end(), out.Data());
-  return out;
-}
 
 // What the JS functions of one loaded encoder share; close() drops `model`.
 template <typename M>
