@@ -82,11 +82,12 @@ const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 type Json = Record<string, unknown>;
 
-function isObject(v: unknown): v is Json {
+export function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function configError(field: string, message: string): CheckpointError {
+/** A checkpoint_config_invalid error naming the config.json field. */
+export function configError(field: string, message: string): CheckpointError {
   return new CheckpointError('checkpoint_config_invalid', `config.json: ${field} ${message}`, field);
 }
 
@@ -322,6 +323,41 @@ export async function readJson(path: string, what: string): Promise<unknown> {
   }
 }
 
+/**
+ * Finds each expected tensor (`key` without `prefix`) in the checkpoint's files and checks its
+ * dtype, shape and byte size. `expected` may depend on the names present under the prefix (whether
+ * experts are stored fused is known only from the headers). Throws CheckpointError.
+ */
+export async function resolveTensors(
+  files: readonly string[],
+  prefix: string,
+  expected: Iterable<[string, number[]]> | ((present: ReadonlySet<string>) => Iterable<[string, number[]]>),
+): Promise<ThinkerTensor[]> {
+  const found = new Map<string, { file: number; dtype: string; shape: number[]; offset: number; bytes: number }>();
+  for (const [i, f] of files.entries()) {
+    for (const [name, t] of await readSafetensorsHeader(f)) if (name.startsWith(prefix)) found.set(name, { file: i, ...t });
+  }
+  const tensors: ThinkerTensor[] = [];
+  for (const [key, shape] of typeof expected === 'function' ? expected(new Set(found.keys())) : expected) {
+    const name = prefix + key;
+    const t = found.get(name);
+    if (!t) throw new CheckpointError('checkpoint_tensor_missing', `checkpoint tensor ${name} is missing (looked in ${files.join(', ')})`, name);
+    if (t.dtype !== 'F32' && t.dtype !== 'BF16' && t.dtype !== 'F16') {
+      throw new CheckpointError('checkpoint_tensor_dtype', `checkpoint tensor ${name} has dtype ${t.dtype}; the engine reads F32, BF16 or F16`, name);
+    }
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new CheckpointError('checkpoint_tensor_shape', `checkpoint tensor ${name} has shape [${t.shape.join(', ')}], the config implies [${shape.join(', ')}]`, name);
+    }
+    const dtype = t.dtype;
+    const expectBytes = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+    if (t.bytes !== expectBytes) {
+      throw new CheckpointError('checkpoint_file_invalid', `checkpoint tensor ${name}: ${t.bytes} bytes for shape [${shape.join(', ')}] of ${dtype} (expected ${expectBytes})`, name);
+    }
+    tensors.push({ key, name, file: t.file, dtype, shape, offset: t.offset, bytes: t.bytes });
+  }
+  return tensors;
+}
+
 /** The checkpoint's safetensors files: those the shard index names, else model.safetensors. */
 export async function checkpointFiles(root: string): Promise<string[]> {
   const indexPath = join(root, 'model.safetensors.index.json');
@@ -353,33 +389,9 @@ export async function readThinkerCheckpoint(dir: string, options: { threads?: nu
   const config = parseThinkerConfig(await readJson(join(root, 'config.json'), 'config'));
 
   const files = await checkpointFiles(root);
-
-  const found = new Map<string, { file: number; dtype: string; shape: number[]; offset: number; bytes: number }>();
-  for (const [i, f] of files.entries()) {
-    for (const [name, t] of await readSafetensorsHeader(f)) {
-      if (name.startsWith(config.prefix)) found.set(name, { file: i, ...t });
-    }
-  }
-
-  const fused = (l: number) => found.has(`${config.prefix}model.layers.${l}.mlp.experts.gate_up_proj`);
-  const tensors: ThinkerTensor[] = [];
-  for (const [key, shape] of expectedTensors(config, fused)) {
-    const name = config.prefix + key;
-    const t = found.get(name);
-    if (!t) throw new CheckpointError('checkpoint_tensor_missing', `checkpoint tensor ${name} is missing (looked in ${files.join(', ')})`, name);
-    if (t.dtype !== 'F32' && t.dtype !== 'BF16' && t.dtype !== 'F16') {
-      throw new CheckpointError('checkpoint_tensor_dtype', `checkpoint tensor ${name} has dtype ${t.dtype}; the engine reads F32, BF16 or F16`, name);
-    }
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new CheckpointError('checkpoint_tensor_shape', `checkpoint tensor ${name} has shape [${t.shape.join(', ')}], the config implies [${shape.join(', ')}]`, name);
-    }
-    const dtype = t.dtype;
-    const expectBytes = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
-    if (t.bytes !== expectBytes) {
-      throw new CheckpointError('checkpoint_file_invalid', `checkpoint tensor ${name}: ${t.bytes} bytes for shape [${shape.join(', ')}] of ${dtype} (expected ${expectBytes})`, name);
-    }
-    tensors.push({ key, name, file: t.file, dtype, shape, offset: t.offset, bytes: t.bytes });
-  }
+  const tensors = await resolveTensors(files, config.prefix, (present) =>
+    expectedTensors(config, (l) => present.has(`${config.prefix}model.layers.${l}.mlp.experts.gate_up_proj`)),
+  );
   const { prefix: _prefix, ...rest } = config;
   return { dir: root, files, ...rest, ...(options.threads !== undefined ? { threads: options.threads } : {}), tensors };
 }

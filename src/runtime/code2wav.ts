@@ -20,8 +20,8 @@
 import { join, resolve } from 'node:path';
 import { NativeAddonError, nativeAddon } from '../native/addon.js';
 import type { NativeCode2Wav, NativeCode2WavSpec, NativeCode2WavStream } from '../native/addon.js';
-import { CheckpointError, checkpointFiles, readJson, readSafetensorsHeader } from './checkpoint.js';
-import type { CheckpointErrorCode, ThinkerTensor, ThinkerTensorDtype } from './checkpoint.js';
+import { CheckpointError, checkpointFiles, configError, isObject, readJson, resolveTensors } from './checkpoint.js';
+import type { CheckpointErrorCode, ThinkerTensor } from './checkpoint.js';
 
 /** Output sample rate (not stored in config.json; the reference writes its wav at 24 kHz). */
 export const CODE2WAV_SAMPLE_RATE = 24000;
@@ -65,16 +65,9 @@ export interface Code2WavLoadOptions {
 
 type Json = Record<string, unknown>;
 type Sizes = Omit<Code2WavLoadSpec, 'dir' | 'files' | 'tensors' | 'threads'>;
-const DTYPE_BYTES: Record<ThinkerTensorDtype, number> = { F32: 4, BF16: 2, F16: 2 };
 const P = 'code2wav_config';
 
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
-function configError(field: string, message: string): CheckpointError {
-  return new CheckpointError('checkpoint_config_invalid', `config.json: ${field} ${message}`, field);
-}
 
 function int(obj: Json, field: string, fallback: number, min = 1): number {
   const v = obj[field] ?? fallback;
@@ -215,32 +208,6 @@ export function code2WavTensors(c: Sizes): Map<string, number[]> {
   return m;
 }
 
-async function collectTensors(files: string[], prefix: string, expected: Map<string, number[]>): Promise<ThinkerTensor[]> {
-  const wanted = new Set([...expected.keys()].map((k) => prefix + k));
-  const found = new Map<string, { file: number; dtype: string; shape: number[]; offset: number; bytes: number }>();
-  for (const [i, f] of files.entries()) {
-    for (const [name, t] of await readSafetensorsHeader(f)) if (wanted.has(name)) found.set(name, { file: i, ...t });
-  }
-  const tensors: ThinkerTensor[] = [];
-  for (const [key, shape] of expected) {
-    const name = prefix + key;
-    const t = found.get(name);
-    if (!t) throw new CheckpointError('checkpoint_tensor_missing', `checkpoint tensor ${name} is missing (looked in ${files.join(', ')})`, name);
-    if (t.dtype !== 'F32' && t.dtype !== 'BF16' && t.dtype !== 'F16') {
-      throw new CheckpointError('checkpoint_tensor_dtype', `checkpoint tensor ${name} has dtype ${t.dtype}; code2wav reads F32, BF16 or F16`, name);
-    }
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new CheckpointError('checkpoint_tensor_shape', `checkpoint tensor ${name} has shape [${t.shape.join(', ')}], the config implies [${shape.join(', ')}]`, name);
-    }
-    const dtype: ThinkerTensorDtype = t.dtype;
-    const expectBytes = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
-    if (t.bytes !== expectBytes) {
-      throw new CheckpointError('checkpoint_file_invalid', `checkpoint tensor ${name}: ${t.bytes} bytes for shape [${shape.join(', ')}] of ${dtype} (expected ${expectBytes})`, name);
-    }
-    tensors.push({ key, name, file: t.file, dtype, shape, offset: t.offset, bytes: t.bytes });
-  }
-  return tensors;
-}
 
 /** Reads config.json and the safetensors headers into code2wav's load spec. Throws CheckpointError. */
 export async function readCode2WavCheckpoint(dir: string, options: Code2WavLoadOptions = {}): Promise<Code2WavLoadSpec> {
@@ -250,7 +217,7 @@ export async function readCode2WavCheckpoint(dir: string, options: Code2WavLoadO
     throw configError('threads', `must be a positive integer, got ${options.threads}`);
   }
   const files = await checkpointFiles(root);
-  const tensors = await collectTensors(files, prefix, code2WavTensors(sizes));
+  const tensors = await resolveTensors(files, prefix, code2WavTensors(sizes));
   return { dir: root, files, ...sizes, ...(options.threads === undefined ? {} : { threads: options.threads }), tensors };
 }
 

@@ -12,8 +12,8 @@
 import { join, resolve } from 'node:path';
 import { NativeAddonError, nativeAddon } from '../native/addon.js';
 import type { NativeAudioEncoder, NativeAudioEncoderSpec, NativeVisionEncoder, NativeVisionEncoderSpec } from '../native/addon.js';
-import { CheckpointError, checkpointFiles, readJson, readSafetensorsHeader } from './checkpoint.js';
-import type { CheckpointErrorCode, ThinkerTensor, ThinkerTensorDtype } from './checkpoint.js';
+import { CheckpointError, checkpointFiles, configError, isObject, readJson, resolveTensors } from './checkpoint.js';
+import type { CheckpointErrorCode, ThinkerTensor } from './checkpoint.js';
 
 export const ENCODER_ERROR_CODES = [
   /** Features are not a Float32Array of numMelBins x frames finite values, or frames is not a positive integer. */
@@ -60,15 +60,8 @@ export interface VisionEncoderLoadSpec extends NativeVisionEncoderSpec {
 }
 
 type Json = Record<string, unknown>;
-const DTYPE_BYTES: Record<ThinkerTensorDtype, number> = { F32: 4, BF16: 2, F16: 2 };
 
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
-function configError(field: string, message: string): CheckpointError {
-  return new CheckpointError('checkpoint_config_invalid', `config.json: ${field} ${message}`, field);
-}
 
 function int(obj: Json, field: string, path: string, fallback?: number): number {
   const v = obj[field];
@@ -88,33 +81,6 @@ function thinkerSection(config: unknown): { thinker: Json; prefix: string } {
   throw configError('thinker_config', 'is missing: expected the config of a Qwen3OmniMoeForConditionalGeneration');
 }
 
-/** Finds each expected tensor (key without the thinker prefix) and checks dtype, shape and size. */
-async function collectTensors(files: string[], prefix: string, expected: Map<string, number[]>): Promise<EncoderTensor[]> {
-  const wanted = new Set([...expected.keys()].map((k) => prefix + k));
-  const found = new Map<string, { file: number; dtype: string; shape: number[]; offset: number; bytes: number }>();
-  for (const [i, f] of files.entries()) {
-    for (const [name, t] of await readSafetensorsHeader(f)) if (wanted.has(name)) found.set(name, { file: i, ...t });
-  }
-  const tensors: EncoderTensor[] = [];
-  for (const [key, shape] of expected) {
-    const name = prefix + key;
-    const t = found.get(name);
-    if (!t) throw new CheckpointError('checkpoint_tensor_missing', `checkpoint tensor ${name} is missing (looked in ${files.join(', ')})`, name);
-    if (t.dtype !== 'F32' && t.dtype !== 'BF16' && t.dtype !== 'F16') {
-      throw new CheckpointError('checkpoint_tensor_dtype', `checkpoint tensor ${name} has dtype ${t.dtype}; the encoders read F32, BF16 or F16`, name);
-    }
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new CheckpointError('checkpoint_tensor_shape', `checkpoint tensor ${name} has shape [${t.shape.join(', ')}], the config implies [${shape.join(', ')}]`, name);
-    }
-    const dtype: ThinkerTensorDtype = t.dtype;
-    const expectBytes = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
-    if (t.bytes !== expectBytes) {
-      throw new CheckpointError('checkpoint_file_invalid', `checkpoint tensor ${name}: ${t.bytes} bytes for shape [${shape.join(', ')}] of ${dtype} (expected ${expectBytes})`, name);
-    }
-    tensors.push({ key, name, file: t.file, dtype, shape, offset: t.offset, bytes: t.bytes });
-  }
-  return tensors;
-}
 
 const convLen = (n: number) => Math.floor((n - 1) / 2) + 1;
 
@@ -274,7 +240,7 @@ export async function readAudioEncoderCheckpoint(dir: string, options: EncoderLo
   const root = resolve(dir);
   const { prefix, ...sizes } = parseAudioEncoderConfig(await readJson(join(root, 'config.json'), 'config'));
   const files = await checkpointFiles(root);
-  const tensors = await collectTensors(files, prefix, audioTensors(sizes));
+  const tensors = await resolveTensors(files, prefix, audioTensors(sizes));
   return { dir: root, files, ...sizes, ...threadsOption(options), tensors };
 }
 
@@ -283,7 +249,7 @@ export async function readVisionEncoderCheckpoint(dir: string, options: EncoderL
   const root = resolve(dir);
   const { prefix, ...sizes } = parseVisionEncoderConfig(await readJson(join(root, 'config.json'), 'config'));
   const files = await checkpointFiles(root);
-  const tensors = await collectTensors(files, prefix, visionTensors(sizes));
+  const tensors = await resolveTensors(files, prefix, visionTensors(sizes));
   return { dir: root, files, ...sizes, ...threadsOption(options), tensors };
 }
 

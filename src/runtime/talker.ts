@@ -8,14 +8,14 @@ import { join, resolve } from 'node:path';
 import {
   CheckpointError,
   checkpointFiles,
+  configError,
   expectedTensors,
+  isObject,
   parseThinkerConfig,
   readJson,
-  readSafetensorsHeader,
+  resolveTensors,
   type ParsedConfig,
   type ThinkerLoadSpec,
-  type ThinkerTensor,
-  type ThinkerTensorDtype,
 } from './checkpoint.js';
 
 export interface DecoderLoadSpecExtras {
@@ -46,12 +46,7 @@ export interface CodePredictorLoadSpec extends ThinkerLoadSpec, DecoderLoadSpecE
 }
 
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const DTYPE_BYTES: Record<ThinkerTensorDtype, number> = { F32: 4, BF16: 2, F16: 2 };
 
-function configError(field: string, message: string): CheckpointError {
-  return new CheckpointError('checkpoint_config_invalid', `config.json: ${field} ${message}`, field);
-}
 
 function talkerConfig(config: unknown): Json {
   if (!isObject(config) || !isObject(config.talker_config)) {
@@ -93,32 +88,6 @@ function parseDecoder(text: Json, path: string, oneDimRope: boolean): ParsedConf
   }
 }
 
-async function resolveTensors(root: string, prefix: string, expected: Map<string, number[]>, fusedProbe: (found: Set<string>) => void) {
-  const files = await checkpointFiles(root);
-  const found = new Map<string, { file: number; dtype: string; shape: number[]; offset: number; bytes: number }>();
-  for (const [i, f] of files.entries()) {
-    for (const [name, t] of await readSafetensorsHeader(f)) if (name.startsWith(prefix)) found.set(name, { file: i, ...t });
-  }
-  fusedProbe(new Set(found.keys()));
-  const tensors: ThinkerTensor[] = [];
-  for (const [key, shape] of expected) {
-    const name = prefix + key;
-    const t = found.get(name);
-    if (!t) throw new CheckpointError('checkpoint_tensor_missing', `checkpoint tensor ${name} is missing (looked in ${files.join(', ')})`, name);
-    if (t.dtype !== 'F32' && t.dtype !== 'BF16' && t.dtype !== 'F16') {
-      throw new CheckpointError('checkpoint_tensor_dtype', `checkpoint tensor ${name} has dtype ${t.dtype}; the engine reads F32, BF16 or F16`, name);
-    }
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new CheckpointError('checkpoint_tensor_shape', `checkpoint tensor ${name} has shape [${t.shape.join(', ')}], the config implies [${shape.join(', ')}]`, name);
-    }
-    const expectBytes = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
-    if (t.bytes !== expectBytes) {
-      throw new CheckpointError('checkpoint_file_invalid', `checkpoint tensor ${name}: ${t.bytes} bytes for shape [${shape.join(', ')}] of ${t.dtype} (expected ${expectBytes})`, name);
-    }
-    tensors.push({ key, name, file: t.file, dtype: t.dtype, shape, offset: t.offset, bytes: t.bytes });
-  }
-  return { files, tensors };
-}
 
 /** The talker's load spec: MoE decoder with shared experts, codec_embedding in, codec_head out. */
 export async function readTalkerCheckpoint(dir: string, options: { threads?: number } = {}): Promise<TalkerLoadSpec> {
@@ -130,10 +99,10 @@ export async function readTalkerCheckpoint(dir: string, options: { threads?: num
   const c = parseDecoder(text, path, false);
   const sharedExpertIntermediateSize = c.numExperts > 0 ? posInt(text, 'shared_expert_intermediate_size', path) : 0;
   const prefix = 'talker.';
-  let fused = new Set<string>();
   const H = c.hiddenSize;
-  const expected = () => {
-    const m = expectedTensors(c, (l) => fused.has(`${prefix}model.layers.${l}.mlp.experts.gate_up_proj`));
+  // Whether experts are stored fused is known only from the headers: `present` says.
+  const expected = (present: ReadonlySet<string>) => {
+    const m = expectedTensors(c, (l) => present.has(`${prefix}model.layers.${l}.mlp.experts.gate_up_proj`));
     m.delete('model.embed_tokens.weight');
     m.delete('lm_head.weight');
     m.set('model.codec_embedding.weight', [c.vocabSize, H]);
@@ -148,12 +117,8 @@ export async function readTalkerCheckpoint(dir: string, options: { threads?: num
     }
     return m;
   };
-  // The fused-expert layout is known only once the headers are read: resolve against a map built after.
-  const lazy = new Map<string, number[]>();
-  const { files, tensors } = await resolveTensors(root, prefix, lazy, (names) => {
-    fused = names;
-    for (const [k, v] of expected()) lazy.set(k, v);
-  });
+  const files = await checkpointFiles(root);
+  const tensors = await resolveTensors(files, prefix, expected);
   const codecIds: Record<string, number> = {};
   const camel = (s: string) => s.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase());
   for (const [k, v] of Object.entries(talker)) {
@@ -212,7 +177,8 @@ export async function readCodePredictorCheckpoint(dir: string, options: { thread
     m.set(`lm_head.${g}.weight`, [c.vocabSize, H]);
   }
   const prefix = 'talker.code_predictor.';
-  const { files, tensors } = await resolveTensors(root, prefix, m, () => {});
+  const files = await checkpointFiles(root);
+  const tensors = await resolveTensors(files, prefix, m);
   const { prefix: _p, ...rest } = c;
   return {
     dir: root,
