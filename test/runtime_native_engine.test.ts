@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GenerationEvent } from '../src/runtime/generation.js';
+import type { RuntimeEvent as GenerationEvent } from '../src/runtime/contract.js';
 import { NativeEngine, type ChunkMedia, type ModelChunk } from '../src/runtime/native_engine.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'engine');

@@ -185,6 +185,7 @@ export async function runGenerate(cmd: GenerateCommand, out: (s: string) => void
         finish = e.reason;
         break;
       }
+      if (e.type !== 'token') continue;
       if (ids.length === 0) firstTokenMs = performance.now() - t1;
       ids.push(e.id);
       if (e.thinking) thinkingIds.push(e.id);

@@ -1,6 +1,9 @@
-// The engine contract the gateway talks to, whatever runs the model. This file grows with the
-// engine (sessions, segments, generation events); today it carries what every backend must answer
-// from day one: whether it can serve.
+// The engine contract the gateway talks to, whatever runs the model: readiness, sessions that take
+// append-only model input and stream replies (text token ids, thinking tokens, speech), cancel and
+// truncate. Backends: the in-process native engine (`native.ts`), runtime nodes, vLLM-Omni.
+import type { ThinkingSettings } from '../fusion/budget.js';
+import type { Usage } from './generation.js';
+import type { SamplingParams } from './sampling.js';
 
 export type RuntimeKind = 'native' | 'vllm-omni';
 
@@ -15,9 +18,84 @@ export interface RuntimeHealth {
   detail: string;
 }
 
+/** What the loaded model can take and give; the gateway validates requests against it. */
+export interface RuntimeCapabilities {
+  audioIn: boolean;
+  imageIn: boolean;
+  videoIn: boolean;
+  /** A talker and code-to-wave stage: replies can be spoken. */
+  speechOut: boolean;
+  /** Voice names (the checkpoint's speaker ids); the first is the default. Empty without speech. */
+  voices: readonly string[];
+  /** Positions one session can hold. */
+  maxContext: number;
+}
+
+/** Grid of a vision item: temporal, height and width in patches. */
+export type MediaGrid = readonly [number, number, number];
+
+/** Media of a chunk, in the order their placeholder runs occur in `ids` (per kind). */
+export type ChunkMedia =
+  /** Log-mel features, numMelBins x frames, mel-major (the processor's input_features[i] cut to its valid frames). */
+  | { kind: 'audio'; features: Float32Array; frames: number }
+  | { kind: 'image'; pixelValues: Float32Array; grid: MediaGrid }
+  | { kind: 'video'; pixelValues: Float32Array; grid: MediaGrid };
+
+/** A piece of model input as fusion built it: ids, TMRoPE positions and the media of its placeholders. */
+export interface ModelChunk {
+  ids: Int32Array;
+  /** 3 x n, row-major (t row, h row, w row), float as fusion computes them. */
+  positions: Float32Array;
+  media?: readonly ChunkMedia[];
+}
+
+export interface SpeechRequest {
+  /** A voice of `RuntimeCapabilities.voices`; default the first. Unknown names are an error listing the valid ones. */
+  voice?: string;
+}
+
+export interface GenerateRequest {
+  maxTokens: number;
+  sampling?: SamplingParams;
+  thinking?: ThinkingSettings;
+  /** THINKING_STOP_TEXT tokenized; needed when a thinking budget is set. */
+  stopThinkingIds?: readonly number[];
+  /** Speak the reply too: audio events stream alongside the tokens. */
+  speech?: SpeechRequest;
+}
+
+export type RuntimeEvent =
+  /** A reply token; `thinking` inside `<think>...</think>` (markers included), `forced` by the budget. */
+  | { type: 'token'; id: number; thinking: boolean; forced: boolean }
+  /**
+   * Speech of the reply: mono 24 kHz samples in [-1, 1], `sampleOffset` from the reply's first
+   * sample, and the reply tokens (indices into the reply's token events, end exclusive) the chunk
+   * speaks, so a client can cut the text at what was heard.
+   */
+  | { type: 'audio'; samples: Float32Array; sampleOffset: number; tokenStart: number; tokenEnd: number }
+  | { type: 'done'; reason: 'stop' | 'length' | 'cancelled'; stopId?: number; usage: Usage };
+
+export interface RuntimeSession {
+  /** Positions held (prompt and generated tokens). */
+  readonly length: number;
+  /** Appends model input and prefills it. */
+  append(chunk: ModelChunk): Promise<void>;
+  /** Streams one reply; generated tokens stay in the context. cancel() ends it with reason `cancelled`. */
+  generate(request: GenerateRequest): AsyncGenerator<RuntimeEvent>;
+  /** Stops a running generate (text and speech) before its next step; no audio event follows. */
+  cancel(): void;
+  /** Keeps the first `length` positions (drops unheard output after a barge-in). */
+  truncate(length: number): Promise<void>;
+  close(): void;
+}
+
 export interface RuntimeBackend {
   readonly kind: RuntimeKind;
   /** Probe readiness; must settle within `timeoutMs` and never throw. */
   health(timeoutMs: number): Promise<RuntimeHealth>;
+  /** Waits for the model, then opens a session. Rejects with a coded RuntimeError when it cannot serve. */
+  open(options?: { maxLength?: number }): Promise<RuntimeSession>;
+  /** What the model takes and gives (waits for the model). */
+  capabilities(): Promise<RuntimeCapabilities>;
   close(): Promise<void>;
 }

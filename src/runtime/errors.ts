@@ -11,6 +11,8 @@ export const RUNTIME_ERROR_CODES = [
   'segment_invalid',
   'engine_failed',
   'cancelled',
+  'backend_unsupported',
+  'voice_unknown',
 ] as const;
 
 export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { nativeStatus } from '../native/addon.js';
-import type { RuntimeBackend, RuntimeHealth } from './contract.js';
+import type { RuntimeBackend, RuntimeCapabilities, RuntimeHealth, RuntimeSession } from './contract.js';
 import { writeDemoModel } from './demo_model.js';
 import { NativeEngine } from './native_engine.js';
 
@@ -92,6 +92,15 @@ export class NativeRuntime implements RuntimeBackend {
         });
       }
     }
+  }
+
+  async open(options: { maxLength?: number } = {}): Promise<RuntimeSession> {
+    const engine = await this.start();
+    return engine.open(options);
+  }
+
+  async capabilities(): Promise<RuntimeCapabilities> {
+    return (await this.start()).capabilities();
   }
 
   close(): Promise<void> {

@@ -10,30 +10,13 @@ import { DecodeBatcher, type DecodeBatcherStats } from './batcher.js';
 import { readThinkerCheckpoint, type ThinkerLoadSpec } from './checkpoint.js';
 import { AudioEncoder, VisionEncoder, type VisionGrid } from './encoders.js';
 import { RuntimeError } from './errors.js';
-import { generateTokens, type GenerationEvent, type GenerationIds, type Position3 } from './generation.js';
-import { resolveSampling, type SamplingParams } from './sampling.js';
-import type { ThinkingSettings } from '../fusion/budget.js';
+import { generateTokens, type GenerationIds, type Position3 } from './generation.js';
+import { resolveSampling } from './sampling.js';
+import type { ChunkMedia, GenerateRequest as ContractGenerateRequest, ModelChunk, RuntimeCapabilities, RuntimeEvent, RuntimeSession } from './contract.js';
 
-/** Media of a chunk, in the order their placeholder runs start in `ids` (per kind). */
-export type ChunkMedia =
-  /** Log-mel features, numMelBins x frames, mel-major (the processor's input_features[i] cut to its valid frames). */
-  | { kind: 'audio'; features: Float32Array; frames: number }
-  | { kind: 'image'; pixelValues: Float32Array; grid: VisionGrid }
-  | { kind: 'video'; pixelValues: Float32Array; grid: VisionGrid };
+export type { ChunkMedia, ModelChunk, RuntimeEvent } from './contract.js';
 
-export interface ModelChunk {
-  ids: Int32Array;
-  /** 3 x n, row-major (t row, h row, w row), float as fusion computes them. */
-  positions: Float32Array;
-  media?: readonly ChunkMedia[];
-}
-
-export interface GenerateRequest {
-  maxTokens: number;
-  sampling?: SamplingParams;
-  thinking?: ThinkingSettings;
-  /** THINKING_STOP_TEXT tokenized; needed when a thinking budget is set. */
-  stopThinkingIds?: readonly number[];
+export interface GenerateRequest extends ContractGenerateRequest {
   /** Overrides of the ids the loop needs (defaults from the checkpoint config and Qwen3's vocabulary). */
   ids?: Partial<GenerationIds>;
 }
@@ -111,6 +94,18 @@ export class NativeEngine {
     return session;
   }
 
+  /** What this checkpoint takes and gives. */
+  capabilities(): RuntimeCapabilities {
+    return {
+      audioIn: this.audio !== undefined,
+      imageIn: this.vision !== undefined,
+      videoIn: this.vision !== undefined,
+      speechOut: false,
+      voices: [],
+      maxContext: Math.min(this.spec.maxPositionEmbeddings, 32_768),
+    };
+  }
+
   /** Decode batching so far (batches, steps, largest batch). */
   get batchStats(): Readonly<DecodeBatcherStats> {
     return this.batcher.stats;
@@ -130,9 +125,7 @@ export class NativeEngine {
   }
 }
 
-export type RuntimeEvent = GenerationEvent;
-
-export class EngineSession {
+export class EngineSession implements RuntimeSession {
   private ids: number[] = [];
   /** t, h, w of every index, flat: a truncate re-feeds the new last token from these. */
   private positions: number[] = [];

@@ -1,7 +1,8 @@
 // vLLM-Omni (an OpenAI-compatible serving engine) as the runtime. Readiness follows vLLM's
 // documented endpoints: `GET /health` answers 200 once the engine is up, and `GET /v1/models`
 // lists the served models as `{ object: "list", data: [{ id, object: "model", ... }] }`.
-import type { RuntimeBackend, RuntimeHealth } from './contract.js';
+import type { RuntimeBackend, RuntimeCapabilities, RuntimeHealth, RuntimeSession } from './contract.js';
+import { RuntimeError } from './errors.js';
 
 interface ModelList {
   data?: { id?: unknown }[];
@@ -54,6 +55,15 @@ export class VllmOmniRuntime implements RuntimeBackend {
       };
     }
     return { reachable: true, modelLoaded: true, model: wanted, detail: `vLLM-Omni serves ${wanted}` };
+  }
+
+  /** Sessions over vLLM-Omni's chat API are not built yet: a clear error instead of a pretend session. */
+  open(): Promise<RuntimeSession> {
+    return Promise.reject(new RuntimeError('backend_unsupported', 'the vllm-omni backend serves health checks only so far; realtime sessions need the native backend'));
+  }
+
+  capabilities(): Promise<RuntimeCapabilities> {
+    return Promise.reject(new RuntimeError('backend_unsupported', 'the vllm-omni backend serves health checks only so far'));
   }
 
   close(): Promise<void> {
