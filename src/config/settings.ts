@@ -106,6 +106,41 @@ export const SETTINGS = {
     default: '',
     description: 'PEM private key file for --tls-cert',
   },
+  apiKeys: {
+    flag: 'api-keys',
+    env: 'OMNI_API_KEYS',
+    schema: Type.String({ maxLength: 65_536 }),
+    default: '',
+    description: 'Comma-separated API keys clients must present (Bearer header or browser subprotocol); empty = no authentication (local use only)',
+  },
+  clientSecretKey: {
+    flag: 'client-secret-key',
+    env: 'OMNI_CLIENT_SECRET_KEY',
+    schema: Type.String({ maxLength: 4096 }),
+    default: '',
+    description: 'Key that signs ephemeral client secrets (ek_...); set the same value on every gateway process so any of them accepts a secret (empty = a random key per process)',
+  },
+  servedModels: {
+    flag: 'served-models',
+    env: 'OMNI_SERVED_MODELS',
+    schema: Type.String({ minLength: 1, maxLength: 4096, pattern: '^[^,\\s]+(,[^,\\s]+)*$' }),
+    default: 'qwen3-omni,qwen3-omni-flash-realtime,qwen3-omni-flash,qwen-omni-turbo-realtime,qwen-omni-turbo,gpt-realtime,gpt-4o-realtime-preview,gpt-4o-mini-realtime-preview',
+    description: 'Comma-separated model names clients may ask for (all served by the configured runtime); others get invalid_model',
+  },
+  sessionMaxMinutes: {
+    flag: 'session-max-minutes',
+    env: 'OMNI_SESSION_MAX_MINUTES',
+    schema: Type.Integer({ minimum: 1, maximum: 1440 }),
+    default: 60,
+    description: 'Longest realtime session; at the limit the client gets session_expired and the socket closes',
+  },
+  playbackLeadMs: {
+    flag: 'playback-lead-ms',
+    env: 'OMNI_PLAYBACK_LEAD_MS',
+    schema: Type.Integer({ minimum: 0, maximum: 60_000 }),
+    default: 300,
+    description: 'How far speech is sent ahead of real time (a barge-in stops the rest, and the reply is cut at what was sent)',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -123,6 +158,11 @@ export interface GatewayConfig {
   runtimeHealthTimeoutMs: number;
   tlsCert: string;
   tlsKey: string;
+  apiKeys: string;
+  clientSecretKey: string;
+  servedModels: string;
+  sessionMaxMinutes: number;
+  playbackLeadMs: number;
 }
 
 /** Human wording of what a schema accepts, used in error messages and help. */

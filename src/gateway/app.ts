@@ -14,6 +14,11 @@ import { registerErrorHandlers } from './errors.js';
 import { registerHealthRoutes, type ReadinessState } from './health.js';
 import { fastifyLogOptions } from './logger.js';
 import { GatewayMetrics } from './metrics.js';
+import { sharedTokenizer } from '../fusion/model_input.js';
+import { registerChatRoutes } from './chat/routes.js';
+import { ClientSecrets, registerClientSecretRoute } from './realtime/client_secrets.js';
+import type { RealtimeSession } from './realtime/session.js';
+import { registerRealtimeRoutes, selectRealtimeProtocol } from './realtime/transport.js';
 
 /** Largest WebSocket message accepted: a 15 MiB audio append, base64-encoded, plus JSON framing. */
 export const MAX_WS_PAYLOAD_BYTES = 21 * 1024 * 1024;
@@ -37,6 +42,8 @@ export interface ShutdownReport {
 
 export class Gateway {
   readonly state: ReadinessState = { draining: false };
+  /** Live realtime sessions (every dialect and transport). */
+  readonly realtimeSessions = new Set<RealtimeSession>();
   private closing: Promise<ShutdownReport> | undefined;
   private closeReason = 'server shutting down';
   private drained = { closed: 0, terminated: 0 };
@@ -107,7 +114,8 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   });
 
   await app.register(websocket, {
-    options: { maxPayload: MAX_WS_PAYLOAD_BYTES, perMessageDeflate: false },
+    // Browsers send credentials as subprotocols and fail unless `realtime` is selected.
+    options: { maxPayload: MAX_WS_PAYLOAD_BYTES, perMessageDeflate: false, handleProtocols: selectRealtimeProtocol },
     preClose: () => gateway.drainSessions(),
   });
 
@@ -125,6 +133,10 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
 
   registerErrorHandlers(app);
   registerHealthRoutes(app, options.runtime, gateway.state, config.runtimeHealthTimeoutMs);
+  const clientSecrets = new ClientSecrets(config.clientSecretKey);
+  registerRealtimeRoutes(app, { config, runtime: options.runtime, connections, sessions: gateway.realtimeSessions });
+  registerClientSecretRoute(app, config, clientSecrets);
+  registerChatRoutes(app, { runtime: options.runtime, tokenizer: sharedTokenizer() });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();

@@ -1,0 +1,95 @@
+// A conversation whose media are already featurized (log-mel frames, image patches) turned into
+// model input: ids, TMRoPE positions, and where each media item's run sits. Each position also
+// gets a key (the token id for text, the media item's identity for its run) so a caller holding
+// an earlier input in an engine can find the longest common prefix and prefill only the rest.
+import { QwenTokenizer } from '../codecs/text/tokenizer.js';
+import { FusionError } from './errors.js';
+import type { Grid } from './placeholders.js';
+import { buildSequence, segmentIds } from './sequence.js';
+import { layout, tokenizeLayout, type ChatMessage, type ContentPart, type Role, type TemplateOptions, type ToolCall } from './template.js';
+
+/** Media ready for the model; `key` identifies the item across rebuilds (compared by identity). */
+export type InputMedia =
+  /** Log-mel features, 128 x frames, mel-major, cut to the clip's valid frames. */
+  | { type: 'audio'; features: Float32Array; frames: number; key: object }
+  | { type: 'image'; pixelValues: Float32Array; grid: Grid; key: object };
+
+export type InputPart = { type: 'text'; text: string } | InputMedia;
+
+export interface InputMessage {
+  role: Role;
+  content: string | readonly InputPart[];
+  toolCalls?: readonly ToolCall[];
+  reasoning?: string;
+}
+
+export interface PlacedMedia {
+  media: InputMedia;
+  /** Index of the run's first token (its start marker) and one past its end marker. */
+  start: number;
+  end: number;
+}
+
+export interface ModelInputPlan {
+  ids: Int32Array;
+  /** 3 x length, row-major. */
+  positions: Float32Array;
+  length: number;
+  media: PlacedMedia[];
+  /** Per position: the token id (text) or the media item's key (its whole run). */
+  keys: readonly unknown[];
+}
+
+let tokenizer: QwenTokenizer | undefined;
+/** The Qwen3 tokenizer, loaded once per process. */
+export const sharedTokenizer = (): QwenTokenizer => (tokenizer ??= QwenTokenizer.load());
+
+function chatPart(part: InputPart): ContentPart {
+  if (part.type === 'text') return part;
+  if (part.type === 'audio') return { type: 'audio', frames: part.frames };
+  return { type: 'image', grid: part.grid };
+}
+
+/** Lays out, tokenizes and positions a featurized conversation. */
+export async function buildModelInput(messages: readonly InputMessage[], options: TemplateOptions = {}): Promise<ModelInputPlan> {
+  const media: InputMedia[] = [];
+  const chat: ChatMessage[] = messages.map((m) => {
+    const content =
+      typeof m.content === 'string'
+        ? m.content
+        : m.content.map((p) => {
+            if (p.type !== 'text') media.push(p);
+            return chatPart(p);
+          });
+    return { role: m.role, content, ...(m.toolCalls ? { toolCalls: m.toolCalls } : {}), ...(m.reasoning !== undefined ? { reasoning: m.reasoning } : {}) };
+  });
+  const tok = sharedTokenizer();
+  const segments = await tokenizeLayout(layout(chat, options), (texts) => tok.encodeBatch(texts));
+  const seq = buildSequence(segments);
+  const keys: unknown[] = new Array<unknown>(seq.length);
+  const placed: PlacedMedia[] = [];
+  let at = 0;
+  let next = 0;
+  for (const s of segments) {
+    if (s.type === 'tokens') {
+      for (const id of s.ids) keys[at++] = id;
+      continue;
+    }
+    const item = media[next++];
+    if (!item || item.type !== s.type) throw new FusionError('media_count_mismatch', 'media items and their placeholders are out of order', 'messages');
+    const n = segmentIds(s).length;
+    placed.push({ media: item, start: at, end: at + n });
+    keys.fill(item.key, at, at + n);
+    at += n;
+  }
+  if (next !== media.length || at !== seq.length) throw new FusionError('media_count_mismatch', 'media items and their placeholders do not match', 'messages');
+  return { ids: seq.inputIds, positions: seq.positionIds, length: seq.length, media: placed, keys };
+}
+
+/** Length of the common prefix of two key sequences. */
+export function commonPrefix(a: readonly unknown[], b: readonly unknown[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}

@@ -1,0 +1,151 @@
+// One chat completion on the runtime: the conversation becomes model input, a runtime session is
+// opened for exactly this request and prefilled, then the reply streams as protocol-neutral events
+// (reasoning, answer text with stop sequences applied, tool calls with ids, speech samples) and
+// ends with a finish reason and usage. The session is cancelled and closed however the consumer
+// stops (end, error, client gone): `events()`'s finally runs in every case.
+import { randomBytes } from 'node:crypto';
+import type { QwenTokenizer } from '../../codecs/text/tokenizer.js';
+import { buildModelInput, type InputMessage, type ModelInputPlan } from '../../fusion/model_input.js';
+import type { RuntimeBackend, RuntimeCapabilities, RuntimeSession } from '../../runtime/contract.js';
+import { EngineContext } from '../engine_context.js';
+import { streamReply } from '../reply.js';
+import { invalidRequest, toChatError } from './errors.js';
+import type { ChatOptions } from './options.js';
+import { StopMatcher } from './stop.js';
+
+/** Completion budget when the request sets none (further capped by the context left). */
+export const DEFAULT_MAX_TOKENS = 4096;
+/** Positions beyond prompt + max tokens a session may need (the forced stop-thinking text). */
+const SESSION_SLACK = 64;
+
+export type FinishReason = 'stop' | 'length' | 'tool_calls';
+
+export interface CompletionUsage {
+  promptTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+}
+
+export type CompletionEvent =
+  | { type: 'reasoning'; delta: string }
+  | { type: 'text'; delta: string }
+  | { type: 'tool_call'; index: number; id: string; name: string; arguments: string }
+  /** Speech, mono 24 kHz float samples, in order. */
+  | { type: 'audio'; samples: Float32Array }
+  | { type: 'done'; finishReason: FinishReason; usage: CompletionUsage };
+
+export interface CompletionDeps {
+  runtime: RuntimeBackend;
+  tokenizer: QwenTokenizer;
+}
+
+/** `prefix_` + 24 random base62-ish characters (ids of completions, tool calls, audio). */
+export function newId(prefix: string): string {
+  return `${prefix}_${randomBytes(18).toString('base64url').replace(/[-_]/g, 'x')}`;
+}
+
+export class CompletionRun {
+  private done = false;
+
+  private constructor(
+    private readonly session: RuntimeSession,
+    private readonly ctx: EngineContext,
+    private readonly deps: CompletionDeps,
+    private readonly options: ChatOptions,
+    readonly promptTokens: number,
+    readonly maxTokens: number,
+  ) {}
+
+  /** Builds the model input, opens a session and prefills it. Rejects with a ChatError. */
+  static async start(deps: CompletionDeps, messages: readonly InputMessage[], options: ChatOptions, caps: RuntimeCapabilities, signal?: AbortSignal): Promise<CompletionRun> {
+    let plan: ModelInputPlan;
+    try {
+      plan = await buildModelInput(messages, {
+        ...(options.tools ? { tools: options.tools } : {}),
+        enableThinking: options.thinking.enabled,
+        addGenerationPrompt: true,
+      });
+    } catch (err) {
+      throw toChatError(err);
+    }
+    const room = caps.maxContext - plan.length;
+    if (room < 1 || (options.maxTokens !== undefined && options.maxTokens > room)) {
+      const asked = options.maxTokens !== undefined ? `, and ${options.maxTokens} completion tokens were requested` : '';
+      throw invalidRequest(
+        'context_length_exceeded',
+        `This model's maximum context length is ${caps.maxContext} tokens. The messages take ${plan.length} tokens${asked}.`,
+        room < 1 ? 'messages' : 'max_tokens',
+      );
+    }
+    const maxTokens = options.maxTokens ?? Math.min(DEFAULT_MAX_TOKENS, room);
+    const session = await deps.runtime.open({ maxLength: Math.min(caps.maxContext, plan.length + maxTokens + SESSION_SLACK) }).catch((err: unknown) => {
+      throw toChatError(err);
+    });
+    try {
+      const ctx = new EngineContext(session);
+      await ctx.sync(plan);
+      if (signal?.aborted) throw signal.reason;
+      return new CompletionRun(session, ctx, deps, options, plan.length, maxTokens);
+    } catch (err) {
+      session.close();
+      throw toChatError(err);
+    }
+  }
+
+  /** Stops the generation (the event stream then ends). */
+  cancel(): void {
+    if (!this.done) this.session.cancel();
+  }
+
+  /** Closes the session without generating (when the request fails before streaming). */
+  close(): void {
+    this.done = true;
+    this.session.close();
+  }
+
+  async *events(): AsyncGenerator<CompletionEvent> {
+    const { options } = this;
+    const stop = new StopMatcher(options.stop);
+    let stopped = false;
+    let toolCalls = 0;
+    try {
+      const reply = streamReply(this.ctx, this.deps.tokenizer, {
+        maxTokens: this.maxTokens,
+        sampling: options.sampling,
+        thinking: options.thinking,
+        ...(options.speech ? { speech: options.speech.voice ? { voice: options.speech.voice } : {} } : {}),
+      });
+      for await (const e of reply) {
+        if (e.type === 'done') {
+          const rest = stopped ? '' : stop.flush();
+          if (rest) yield { type: 'text', delta: rest };
+          this.done = true;
+          const finishReason: FinishReason = e.reason === 'length' ? 'length' : toolCalls > 0 ? 'tool_calls' : 'stop';
+          yield { type: 'done', finishReason, usage: { promptTokens: this.promptTokens, completionTokens: e.usage.outputTokens, reasoningTokens: e.usage.thinkingTokens } };
+          return;
+        }
+        // After a stop sequence the runtime is cancelled; what it still sends is past the stop.
+        if (stopped) continue;
+        if (e.type === 'reasoning') yield e;
+        else if (e.type === 'audio') yield { type: 'audio', samples: e.samples };
+        else if (e.type === 'tool_call') {
+          if (options.tools) yield { type: 'tool_call', index: toolCalls++, id: newId('call'), name: e.name, arguments: e.arguments };
+          // Without tools in the prompt a call is just text the model wrote.
+          else yield { type: 'text', delta: `<tool_call>${JSON.stringify({ name: e.name, arguments: e.arguments })}</tool_call>` };
+        } else {
+          const out = stop.push(e.delta);
+          if (out.text) yield { type: 'text', delta: out.text };
+          if (out.stopped) {
+            stopped = true;
+            this.session.cancel();
+          }
+        }
+      }
+    } finally {
+      // Reached on completion, on an error, and when the consumer stops early (client gone).
+      if (!this.done) this.session.cancel();
+      this.done = true;
+      this.session.close();
+    }
+  }
+}

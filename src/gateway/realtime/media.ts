@@ -1,0 +1,105 @@
+// Conversation items to model messages. Media are featurized once per content part (audio to
+// log-mel frames, images to patches) and cached on the part, so every later turn reuses them
+// (and keeps their identity, which lets the engine context reuse their prefill).
+import { AudioInputDecoder } from '../../codecs/audio/input_decoder.js';
+import { logMelFeatures } from '../../codecs/audio/mel.js';
+import { imageToPatches } from '../../codecs/image/patches.js';
+import type { InputMedia, InputMessage, InputPart } from '../../fusion/model_input.js';
+import type { ToolCall } from '../../fusion/template.js';
+import { ProtocolError, type AudioFormat, type ContentPart, type ConversationItem } from './model.js';
+
+/** 16 kHz samples of audio parts, recorded when the session made them (committed input audio). */
+export type SampleStore = WeakMap<ContentPart, Float32Array>;
+
+export class MediaCache {
+  private readonly media = new WeakMap<ContentPart, Promise<InputMedia>>();
+
+  constructor(private readonly samples: SampleStore) {}
+
+  /** Features or patches of a part (computed once; a failure is not cached). */
+  featurize(part: ContentPart & { type: 'input_audio' | 'input_image' }, inputFormat: AudioFormat, where: string): Promise<InputMedia> {
+    let p = this.media.get(part);
+    if (!p) {
+      p = part.type === 'input_audio' ? this.audio(part, inputFormat, where) : this.image(part, where);
+      p.catch(() => this.media.delete(part));
+      this.media.set(part, p);
+    }
+    return p;
+  }
+
+  private async audio(part: ContentPart & { type: 'input_audio' }, format: AudioFormat, where: string): Promise<InputMedia> {
+    let samples = this.samples.get(part);
+    if (!samples) {
+      if (!part.audio || part.audio.length === 0) throw new ProtocolError('invalid_value', 'the audio content part is empty', `${where}.audio`);
+      const decoder = new AudioInputDecoder({ format: format.encoding, sampleRate: format.rate });
+      const head = decoder.push(part.audio);
+      const tail = decoder.end();
+      samples = new Float32Array(head.length + tail.length);
+      samples.set(head);
+      samples.set(tail, head.length);
+      this.samples.set(part, samples);
+    }
+    if (samples.length < 160) throw new ProtocolError('invalid_value', 'the audio content part is shorter than 10 ms', `${where}.audio`);
+    const mel = await logMelFeatures(samples);
+    return { type: 'audio', features: mel.data, frames: mel.frames, key: part };
+  }
+
+  private async image(part: ContentPart & { type: 'input_image' }, where: string): Promise<InputMedia> {
+    try {
+      const p = await imageToPatches(part.image);
+      return { type: 'image', pixelValues: p.pixelValues, grid: p.grid, key: part };
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      throw new ProtocolError('invalid_value', `the image could not be used: ${e.message}`, `${where}.image_url`);
+    }
+  }
+}
+
+/**
+ * The model's view of the conversation: instructions as the first system turn, messages with
+ * their media featurized, function calls as assistant tool calls, outputs as tool turns.
+ */
+export async function toInputMessages(
+  items: readonly ConversationItem[],
+  instructions: string,
+  cache: MediaCache,
+  inputFormat: AudioFormat,
+): Promise<InputMessage[]> {
+  const out: InputMessage[] = [];
+  if (instructions) out.push({ role: 'system', content: instructions });
+  for (const [i, item] of items.entries()) {
+    const where = `item[${i}]`;
+    if (item.type === 'function_call') {
+      const call: ToolCall = { name: item.name, arguments: item.arguments };
+      const last = out.at(-1);
+      // Consecutive calls of one reply share one assistant turn, as the model produced them.
+      if (last?.role === 'assistant' && last.toolCalls) last.toolCalls = [...last.toolCalls, call];
+      else out.push({ role: 'assistant', content: '', toolCalls: [call] });
+      continue;
+    }
+    if (item.type === 'function_call_output') {
+      out.push({ role: 'tool', content: item.output });
+      continue;
+    }
+    const parts: InputPart[] = [];
+    for (const [j, part] of item.content.entries()) {
+      switch (part.type) {
+        case 'input_text':
+        case 'output_text':
+          parts.push({ type: 'text', text: part.text });
+          break;
+        case 'output_audio':
+          parts.push({ type: 'text', text: part.transcript });
+          break;
+        case 'input_audio':
+        case 'input_image':
+          parts.push(await cache.featurize(part, inputFormat, `${where}.content[${j}]`));
+          break;
+      }
+    }
+    // Assistant and system turns are text; a string keeps the template's reasoning rule intact.
+    const textOnly = parts.every((p) => p.type === 'text');
+    out.push({ role: item.role, content: textOnly ? parts.map((p) => (p as { text: string }).text).join('') : parts });
+  }
+  return out;
+}
