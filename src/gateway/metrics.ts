@@ -59,6 +59,49 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly realtimeSessions = new Gauge({
+    name: 'omni_realtime_sessions_active',
+    help: 'Realtime sessions open now, by dialect',
+    labelNames: ['dialect'] as const,
+    registers: [this.registry],
+  });
+
+  readonly realtimeResponses = new Counter({
+    name: 'omni_realtime_responses_total',
+    help: 'Realtime responses finished, by final status (completed, cancelled, incomplete, failed)',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly realtimeErrors = new Counter({
+    name: 'omni_realtime_errors_total',
+    help: 'Error events sent to realtime clients, by code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly turnStage = new Histogram({
+    name: 'omni_turn_stage_seconds',
+    help: 'Per-turn latency by stage, from the end of the user turn to the first audio sent (features, fusion, queue, prefill, first_token, first_audio_chunk, encode, send)',
+    labelNames: ['stage'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly turnFirstAudio = new Histogram({
+    name: 'omni_turn_first_audio_seconds',
+    help: 'End of the user turn to the first audio byte handed to the client',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly bargeInStop = new Histogram({
+    name: 'omni_barge_in_stop_seconds',
+    help: 'Barge-in: user speech detected to the interrupted response closed (no audio sent after the detection)',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry],
+  });
+
   private loopTimer: NodeJS.Timeout | undefined;
 
   constructor() {
