@@ -1,0 +1,130 @@
+// Realtime load: N concurrent sessions streaming speech in 20 ms chunks with server VAD on, each
+// turn answered with speech; the next utterance barges in while the answer still plays.
+// Reports, per run: event-loop delay p50/p99 in the gateway process, turn-end (speech_stopped) to
+// first audio delta, and barge-in stop latency (speech_started to the last audio delta of the
+// interrupted response, and to its response.done), all measured at the client over loopback.
+// Runtime `instant` (default) answers at once, so the figures are the gateway's own overhead;
+// `native` runs the demo checkpoint (model time included).
+// Run: npm run build:ts && node bench/realtime.mjs [sessions=200] [seconds=20] [instant|native]
+import { execFileSync, fork } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+
+const sessions = Number(process.argv[2] ?? 200);
+const seconds = Number(process.argv[3] ?? 20);
+const mode = process.argv[4] ?? 'instant';
+
+// Speech at 24 kHz PCM16 (the GA input format), then 1.2 s of silence: one turn per ~3 s.
+const dir = mkdtempSync(join(tmpdir(), 'omni-bench-rt-'));
+execFileSync('espeak-ng', ['-w', join(dir, 'a.wav'), 'What is the weather like in Paris today?']);
+execFileSync('sox', [join(dir, 'a.wav'), '-r', '24000', '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', join(dir, 'a.raw')]);
+const speech = readFileSync(join(dir, 'a.raw'));
+const silence = Buffer.alloc(24_000 * 2 * 1.2);
+const loop = Buffer.concat([silence.subarray(0, 24_000), speech, silence]);
+const CHUNK = 960; // 20 ms at 24 kHz PCM16
+const chunks = [];
+for (let i = 0; i + CHUNK <= loop.length; i += CHUNK) chunks.push(JSON.stringify({ type: 'input_audio_buffer.append', audio: loop.subarray(i, i + CHUNK).toString('base64') }));
+
+const server = fork(new URL('./realtime_server.mjs', import.meta.url), [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.SERVER_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/rtprof'] : [] });
+const ask = (msg) => new Promise((resolve) => { server.once('message', resolve); server.send(msg); });
+const { url } = await new Promise((resolve) => server.once('message', resolve));
+const wsUrl = `${url.replace('http', 'ws')}/v1/realtime?model=qwen3-omni`;
+
+const turnToAudio = [];
+const stopToLastAudio = [];
+const stopToDone = [];
+let errors = 0;
+let responses = 0;
+
+function connect(i) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl);
+    const s = { ws, at: (i * 7) % chunks.length, stoppedAt: 0, active: undefined, lastAudio: new Map(), bargeAt: undefined, bargeResp: undefined };
+    ws.on('open', () => {
+      ws.send(JSON.stringify({ type: 'session.update', session: { type: 'realtime', output_modalities: ['audio'], max_output_tokens: 64, audio: { input: { turn_detection: { type: 'server_vad', silence_duration_ms: 400, prefix_padding_ms: 200 } } } } }));
+      resolve(s);
+    });
+    ws.on('error', reject);
+    ws.on('message', (data) => {
+      const now = performance.now();
+      const e = JSON.parse(data);
+      switch (e.type) {
+        case 'input_audio_buffer.speech_started':
+          if (s.active) {
+            s.bargeAt = now;
+            s.bargeResp = s.active;
+          }
+          break;
+        case 'input_audio_buffer.speech_stopped':
+          s.stoppedAt = now;
+          break;
+        case 'response.created':
+          s.active = e.response.id;
+          s.first = true;
+          break;
+        case 'response.output_audio.delta':
+          if (s.first && s.stoppedAt) turnToAudio.push(now - s.stoppedAt);
+          s.first = false;
+          s.lastAudio.set(e.response_id, now);
+          break;
+        case 'response.done':
+          responses++;
+          if (s.bargeResp === e.response.id && s.bargeAt !== undefined) {
+            const last = s.lastAudio.get(e.response.id) ?? s.bargeAt;
+            stopToLastAudio.push(Math.max(0, last - s.bargeAt));
+            stopToDone.push(now - s.bargeAt);
+            s.bargeAt = undefined;
+          }
+          s.lastAudio.delete(e.response.id);
+          if (s.active === e.response.id) s.active = undefined;
+          break;
+        case 'error':
+          errors++;
+          if (errors <= 5) console.error('error event:', e.error.code, e.error.message);
+          break;
+      }
+    });
+  });
+}
+
+const clients = [];
+for (let i = 0; i < sessions; i++) clients.push(await connect(i));
+await new Promise((r) => setTimeout(r, 500));
+server.send('reset');
+const t0 = performance.now();
+let next = t0;
+await new Promise((resolve) => {
+  const tick = () => {
+    const now = performance.now();
+    // Real-time pace: catch up on late ticks so every session sends 50 chunks per second.
+    while (next <= now) {
+      for (const c of clients) {
+        c.ws.send(chunks[c.at]);
+        c.at = (c.at + 1) % chunks.length;
+      }
+      next += 20;
+    }
+    if (now - t0 >= seconds * 1000) return resolve();
+    setTimeout(tick, Math.max(0, next - performance.now()));
+  };
+  tick();
+});
+const stats = await ask('stats');
+for (const c of clients) c.ws.close();
+server.send('stop');
+
+const pct = (a, q) => {
+  if (a.length === 0) return NaN;
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor((q / 100) * s.length))];
+};
+const f = (v) => (Number.isNaN(v) ? 'n/a' : v.toFixed(1));
+console.log(`runtime ${mode}, ${sessions} sessions x ${seconds} s of 20 ms chunks (server VAD, spoken replies)`);
+console.log(`event-loop delay (gateway): p50 ${f(stats.p50)} ms, p99 ${f(stats.p99)} ms, max ${f(stats.max)} ms; rss ${stats.rssMb.toFixed(0)} MB`);
+console.log(`VAD: ${stats.vad.frames} frames in ${stats.vad.runs} batched runs (largest ${stats.vad.largestBatch})`);
+console.log(`turns answered: ${turnToAudio.length}; responses done: ${responses}; error events: ${errors}`);
+console.log(`turn end -> first audio delta: p50 ${f(pct(turnToAudio, 50))} ms, p99 ${f(pct(turnToAudio, 99))} ms`);
+console.log(`barge-ins: ${stopToLastAudio.length}; speech_started -> last audio delta: p50 ${f(pct(stopToLastAudio, 50))} ms, p99 ${f(pct(stopToLastAudio, 99))} ms; -> response.done: p50 ${f(pct(stopToDone, 50))} ms, p99 ${f(pct(stopToDone, 99))} ms`);
+process.exit(0);
