@@ -21,6 +21,7 @@ interface TensorEntry {
 }
 interface TalkerCase {
   tensors: Record<string, TensorEntry>;
+  user_positions: number[];
   decode_positions: number[];
   codes0: number[];
   n_frames: number;
@@ -232,6 +233,38 @@ for (const name of ['talker_text', 'talker_image'] as const) {
     });
   });
 }
+
+describe('talker projections (text_projection, hidden_projection)', () => {
+  it('project() gives the user part of the golden talker prompts within 1e-4', async () => {
+    const H = 64;
+    const imageId = 7;
+    for (const name of ['talker_text', 'talker_image'] as const) {
+      const c = manifest[name];
+      const ids = i32(c.tensors.input_ids!);
+      const embeds = f32(c.tensors.thinker_embeds!);
+      const accept = f32(c.tensors.thinker_accept_hidden!);
+      const gold = f32(c.tensors.user_embeds!);
+      for (const [k, i] of c.user_positions.entries()) {
+        const media = ids[i] === imageId;
+        const row = await talker.project((media ? accept : embeds).slice(i * H, (i + 1) * H), media ? 1 : 0);
+        expect(relDiff(row, gold.subarray(k * H, (k + 1) * H))).toBeLessThan(REL_TOL);
+      }
+      // Many rows at once equal row by row.
+      const text = c.user_positions.filter((i) => ids[i] !== imageId);
+      const rows = new Float32Array(text.length * H);
+      text.forEach((i, k) => rows.set(embeds.subarray(i * H, (i + 1) * H), k * H));
+      const all = await talker.project(rows, 0);
+      const one = await talker.project(rows.slice(0, H), 0);
+      expect([...all.subarray(0, H)]).toEqual([...one]);
+    }
+  });
+
+  it('rejects a bad projection index or row size', async () => {
+    expect((await failure(talker.project(new Float32Array(64), 2))).code).toBe('thinker_input_invalid');
+    expect((await failure(talker.project(new Float32Array(63), 0))).code).toBe('thinker_input_invalid');
+    expect((await failure((predictor as unknown as NativeTalker).project(new Float32Array(64), 0))).code).toBe('thinker_input_invalid');
+  });
+});
 
 describe('bad input', () => {
   it('rejects malformed embeddings, positions, heads and tables with thinker_input_invalid', async () => {

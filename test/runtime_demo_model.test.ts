@@ -19,6 +19,15 @@ describe('demo model', () => {
     for (const [name, t] of Object.entries(ref)) expect(ours[name], name).toEqual([...t.shape]);
   });
 
+  it('names and shapes every talker, code predictor and code2wav tensor as transformers does', () => {
+    const speech = join(import.meta.dirname, 'fixtures', 'speech', 'tiny');
+    const config = JSON.parse(readFileSync(join(speech, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const ref = decodeSafetensors(readFileSync(join(speech, 'model.safetensors'))).tensors;
+    const ours = Object.fromEntries(demoModelTensors(config));
+    expect(Object.keys(ours).sort()).toEqual(Object.keys(ref).sort());
+    for (const [name, t] of Object.entries(ref)) expect(ours[name], name).toEqual([...t.shape]);
+  });
+
   it('writes a seeded bf16 checkpoint: same seed, same bytes', async () => {
     const a = mkdtempSync(join(tmpdir(), 'omni-demo-'));
     const b = mkdtempSync(join(tmpdir(), 'omni-demo-'));

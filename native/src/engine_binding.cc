@@ -156,6 +156,8 @@ void ParseSpec(Napi::Env env, Napi::Value arg, ThinkerConfig& c, std::vector<std
   };
   names("embedTensors", c.embed_tensors);
   names("headTensors", c.head_tensors);
+  names("projectionTensors", c.projections);
+  c.proj_in = IntField(env, s, "projectionInputSize", 0, true, 0);
   Napi::Array sparse = ArrayField(env, s, "sparseLayers");
   for (uint32_t i = 0; i < sparse.Length(); ++i) c.sparse.push_back(sparse.Get(i).ToBoolean().Value());
   Napi::Array f = ArrayField(env, s, "files");
@@ -219,6 +221,7 @@ class ForwardWorker : public Napi::AsyncWorker {
   bool with_hidden = false;          // resolve { logits, hidden }
   std::vector<int32_t> media_rows;   // rows whose embedding is replaced
   std::vector<float> media;          // media_rows.size() x hidden
+  bool capture = false;              // resolve { logits, captured } (input.capture_rows' states)
   ForwardInput input;
 
   void Execute() override {
@@ -249,6 +252,10 @@ class ForwardWorker : public Napi::AsyncWorker {
         hidden_.resize(input.logit_rows.size() * static_cast<size_t>(H));
         input.hidden_out = hidden_.data();
       }
+      if (capture) {
+        captured_.resize(input.capture_rows.size() * static_cast<size_t>(H));
+        input.capture_out = captured_.data();
+      }
       model_->Forward(input, logits_.data);
       for (Part& p : parts) p.session->cache->length += p.rows;
     } catch (const EngineError& e) {
@@ -271,12 +278,16 @@ class ForwardWorker : public Napi::AsyncWorker {
     const PooledFloats buf = logits_;
     logits_ = PooledFloats{nullptr, 0};
     Napi::ArrayBuffer ab = ToArrayBuffer(env, buf, n * vocab);
-    if (with_hidden && !batch_) {
+    if ((with_hidden || capture) && !batch_) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("logits", Napi::Float32Array::New(env, vocab, ab, 0));
-      auto h = Napi::Float32Array::New(env, hidden_.size());
-      std::memcpy(h.Data(), hidden_.data(), hidden_.size() * 4);
-      o.Set("hidden", h);
+      auto copy = [&](const std::vector<float>& v) {
+        auto a = Napi::Float32Array::New(env, v.size());
+        if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * 4);
+        return a;
+      };
+      if (with_hidden) o.Set("hidden", copy(hidden_));
+      if (capture) o.Set("captured", copy(captured_));
       deferred_.Resolve(o);
       return;
     }
@@ -303,7 +314,7 @@ class ForwardWorker : public Napi::AsyncWorker {
   std::shared_ptr<ThinkerModel> model_;
   bool batch_;
   PooledFloats logits_{nullptr, 0};
-  std::vector<float> hidden_;
+  std::vector<float> hidden_, captured_;
   const char* code_ = nullptr;
   std::string message_;
 };
@@ -435,6 +446,40 @@ class PredictWorker : public Napi::AsyncWorker {
   std::vector<int32_t> codes_;
   const char* code_ = nullptr;
   std::string message_;
+};
+
+// Talker projection MLP over rows (text_projection / hidden_projection): resolves n x hidden.
+class ProjectWorker : public Napi::AsyncWorker {
+ public:
+  ProjectWorker(Napi::Env env, std::shared_ptr<ThinkerModel> model, int which)
+      : Napi::AsyncWorker(env, "omni.talkerProject"), deferred_(Napi::Promise::Deferred::New(env)), model_(std::move(model)), which_(which) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  std::vector<float> rows;
+
+  void Execute() override {
+    try {
+      const int64_t n = static_cast<int64_t>(rows.size()) / model_->config().proj_in;
+      out_.resize(static_cast<size_t>(n * model_->config().hidden));
+      if (n > 0) model_->Project(which_, rows.data(), n, out_.data());
+    } catch (const std::bad_alloc&) {
+      SetError("not enough memory for the projection");
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    auto a = Napi::Float32Array::New(Env(), out_.size());
+    if (!out_.empty()) std::memcpy(a.Data(), out_.data(), out_.size() * 4);
+    deferred_.Resolve(a);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(Coded(Env(), "internal_error", e.Message()).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<ThinkerModel> model_;
+  int which_;
+  std::vector<float> out_;
 };
 
 // ---- argument helpers -----------------------------------------------------------------------------
@@ -586,6 +631,22 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
           worker->input.ds_layers.push_back(std::move(rows));
         }
       }
+      Napi::Value cap = chunk.Get("capture");
+      if (!cap.IsUndefined() && !cap.IsNull()) {
+        // capture: { layer, indices }: hidden_states[layer] of these chunk rows (talker prompts).
+        if (!cap.IsObject()) Fail(env, kInvalid, "chunk.capture must be { layer, indices }");
+        Napi::Object co = cap.As<Napi::Object>();
+        const double layer = co.Get("layer").IsNumber() ? co.Get("layer").As<Napi::Number>().DoubleValue() : -1;
+        if (layer != std::floor(layer) || layer < 0 || layer > static_cast<double>(c.layers)) {
+          Fail(env, kInvalid, "chunk.capture.layer must be an integer from 0 to " + std::to_string(c.layers));
+        }
+        worker->input.capture_layer = static_cast<int64_t>(layer);
+        for (int32_t r : CopyTyped<int32_t>(env, co.Get("indices"), napi_int32_array, "chunk.capture.indices (Int32Array)")) {
+          if (r < 0 || static_cast<size_t>(r) >= n) Fail(env, kInvalid, "chunk.capture.indices holds " + std::to_string(r) + ", outside the chunk");
+          worker->input.capture_rows.push_back(r);
+        }
+        worker->capture = true;
+      }
       worker->input.logit_rows = {static_cast<int64_t>(n - 1)};
       return Start(env, std::move(worker), static_cast<int64_t>(n));
     });
@@ -683,6 +744,7 @@ class ThinkerWrap : public Napi::ObjectWrap<ThinkerWrap> {
       props.push_back(InstanceMethod<&ThinkerWrap::Generate>("generate"));
       props.push_back(InstanceAccessor<&ThinkerWrap::NumHeads>("numHeads"));
     }
+    props.push_back(InstanceMethod<&ThinkerWrap::ProjectRows>("project"));
     return DefineClass(env, name, props);
   }
 
@@ -808,6 +870,28 @@ class ThinkerWrap : public Napi::ObjectWrap<ThinkerWrap> {
       return p;
     });
   }
+  // project(rows, which): projection MLP `which` (spec.projectionTensors order) over rows of
+  // projectionInputSize floats, on the libuv pool.
+  Napi::Value ProjectRows(const Napi::CallbackInfo& info) {
+    return AsyncGuard(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      auto model = Open(env);
+      const double w = info.Length() >= 2 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+      if (w != std::floor(w) || w < 0 || w >= static_cast<double>(model->projections())) {
+        Fail(env, kInvalid, "project(rows, which): which must be an integer from 0 to " + std::to_string(model->projections() - 1) +
+                                " (this model has " + std::to_string(model->projections()) + " projections)");
+      }
+      auto worker = std::make_unique<ProjectWorker>(env, model, static_cast<int>(w));
+      worker->rows = CopyTyped<float>(env, info.Length() >= 1 ? info[0] : env.Undefined(), napi_float32_array, "project(rows): rows (Float32Array)");
+      const size_t in = static_cast<size_t>(cfg_.proj_in);
+      if (worker->rows.size() % in != 0) Fail(env, kInvalid, "project(rows): rows must hold n x " + std::to_string(in) + " floats");
+      CheckFinite(env, worker->rows.data(), worker->rows.size(), "rows");
+      Napi::Promise p = worker->Promise();
+      worker.release()->Queue();
+      return p;
+    });
+  }
+
   Napi::Value NumHeads(const Napi::CallbackInfo& info) {
     auto model = core_->Get();
     return Napi::Number::New(info.Env(), model ? static_cast<double>(model->heads()) : 0.0);

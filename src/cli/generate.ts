@@ -2,13 +2,18 @@
 // `preprocess` builds it) or for a model-input safetensors file (what `preprocess` writes, or the
 // reference processor's output). Streams the reply text to stdout; --json prints one object at
 // the end with ids, text and timings. Greedy runs are deterministic across runs and thread counts.
-import { readFile } from 'node:fs/promises';
+// With --voice / --speech-out the reply is spoken too (talker, code predictor, code-to-wave stream
+// alongside the text): --speech-out writes a 24 kHz 16-bit WAV, --json adds the codec codes.
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { PATCH_ROW_FLOATS } from '../codecs/image/smart_resize.js';
+import { encodeWav } from '../codecs/audio/wav.js';
 import { decodeSafetensors, type Tensor } from '../codecs/safetensors.js';
 import { QwenTokenizer, StreamDetokenizer } from '../codecs/text/tokenizer.js';
 import { THINKING_STOP_TEXT } from '../fusion/budget.js';
+import { RuntimeError } from '../runtime/errors.js';
 import { NativeEngine, type ChunkMedia, type ModelChunk } from '../runtime/native_engine.js';
+import { SPEECH_SAMPLE_RATE } from '../runtime/speech.js';
 import type { SamplingParams } from '../runtime/sampling.js';
 import { ConversationError, parseConversation, prepareModelInput, videoSteps } from './preprocess.js';
 
@@ -92,16 +97,28 @@ export interface GenerateResult {
   output_token_ids: number[];
   text: string | null;
   thinking_token_ids: number[];
-  codec_codes: null;
+  /** Frames x 16 codec codes (layer 0 then the 15 residual codes) when spoken, else null. */
+  codec_codes: number[][] | null;
+  /** 24 kHz samples of the spoken reply (0 without speech). */
   audio_samples: number;
+  voice: string | null;
   finish_reason: string;
-  timings: { load_ms: number; prefill_ms: number; first_token_ms: number; decode_tokens_per_second: number; first_audio_ms: null };
+  timings: {
+    load_ms: number;
+    prefill_ms: number;
+    first_token_ms: number;
+    decode_tokens_per_second: number;
+    /** From the start of the prefill to the first audio chunk (null without speech). */
+    first_audio_ms: number | null;
+    /** From the first reply token to the first audio chunk. */
+    first_audio_after_first_token_ms: number | null;
+    /** Seconds of work per second of audio, from the first token to the last audio chunk. */
+    real_time_factor: number | null;
+  };
 }
 
 export async function runGenerate(cmd: GenerateCommand, out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<GenerateResult> {
-  if (cmd.voice !== undefined || cmd.speechOut !== undefined) {
-    throw new GenerateInputError('speech output (--voice, --speech-out) needs the talker and code-to-wave stages, which this engine does not have yet');
-  }
+  const speak = cmd.voice !== undefined || cmd.speechOut !== undefined;
   // The input is read and checked before the (possibly large) checkpoint is loaded.
   let conversation: ReturnType<typeof parseConversation> | undefined;
   let tensorInput: Record<string, Tensor> | undefined;
@@ -130,6 +147,19 @@ export async function runGenerate(cmd: GenerateCommand, out: (s: string) => void
   const engine = await NativeEngine.load(cmd.model, cmd.threads ? { threads: cmd.threads } : {});
   try {
     const loadMs = performance.now() - t0;
+    let voice: string | undefined;
+    if (speak) {
+      if (!engine.speech) {
+        throw new GenerateInputError('speech output (--voice, --speech-out) needs the talker and code-to-wave stages; this checkpoint has none (no talker_config, or enable_audio_output false)');
+      }
+      try {
+        engine.speech.speakerId(cmd.voice);
+      } catch (err) {
+        if (err instanceof RuntimeError) throw new GenerateInputError(`--voice: ${err.message}`);
+        throw err;
+      }
+      voice = (cmd.voice ?? engine.speech.voices[0]!).toLowerCase();
+    }
     // The Qwen3 tokenizer applies only to checkpoints with its vocabulary.
     const realVocab = engine.spec.vocabSize >= 151_669;
     const tokenizer = realVocab ? QwenTokenizer.load() : undefined;
@@ -178,15 +208,39 @@ export async function runGenerate(cmd: GenerateCommand, out: (s: string) => void
     const thinkingIds: number[] = [];
     let text = '';
     let firstTokenMs = 0;
+    let firstTokenAt = 0;
+    let lastTokenAt = 0;
+    let firstAudioAt = 0;
+    let lastAudioAt = 0;
     let finish = 'length';
+    const codes: number[][] = [];
+    const audio: Float32Array[] = [];
+    let samples = 0;
     const t2 = performance.now();
-    for await (const e of session.generate({ maxTokens: cmd.maxTokens, sampling: cmd.sampling, thinking, ...(stopThinkingIds ? { stopThinkingIds } : {}) })) {
+    const request = {
+      maxTokens: cmd.maxTokens,
+      sampling: cmd.sampling,
+      thinking,
+      ...(stopThinkingIds ? { stopThinkingIds } : {}),
+      ...(voice !== undefined ? { speech: { voice }, onCodecFrame: (f: Int32Array) => void codes.push([...f]) } : {}),
+    };
+    for await (const e of session.generate(request)) {
       if (e.type === 'done') {
         finish = e.reason;
         break;
       }
-      if (e.type !== 'token') continue;
-      if (ids.length === 0) firstTokenMs = performance.now() - t1;
+      if (e.type === 'audio') {
+        lastAudioAt = performance.now();
+        if (samples === 0) firstAudioAt = lastAudioAt;
+        audio.push(e.samples);
+        samples += e.samples.length;
+        continue;
+      }
+      lastTokenAt = performance.now();
+      if (ids.length === 0) {
+        firstTokenAt = lastTokenAt;
+        firstTokenMs = firstTokenAt - t1;
+      }
       ids.push(e.id);
       if (e.thinking) thinkingIds.push(e.id);
       if (detok) {
@@ -202,21 +256,38 @@ export async function runGenerate(cmd: GenerateCommand, out: (s: string) => void
       text += rest;
       if (!cmd.json) out(rest);
     }
-    const decodeS = (performance.now() - t2) / 1000;
+    // Text rate only: with speech the stream goes on after the last token until the audio is done.
+    const decodeS = ((lastTokenAt || performance.now()) - t2) / 1000;
+    if (cmd.speechOut !== undefined) {
+      const all = new Float32Array(samples);
+      let at = 0;
+      for (const a of audio) {
+        all.set(a, at);
+        at += a.length;
+      }
+      // Through a temp name: a failed run never leaves half a file under the requested name.
+      const tmp = `${cmd.speechOut}.${process.pid}.partial`;
+      await writeFile(tmp, encodeWav(all, SPEECH_SAMPLE_RATE));
+      await rename(tmp, cmd.speechOut);
+    }
+    const spoken = voice !== undefined && samples > 0;
     const result: GenerateResult = {
       prompt_tokens: chunk.ids.length,
       output_token_ids: ids,
       text: detok ? text : null,
       thinking_token_ids: thinkingIds,
-      codec_codes: null,
-      audio_samples: 0,
+      codec_codes: voice !== undefined ? codes : null,
+      audio_samples: samples,
+      voice: voice ?? null,
       finish_reason: finish,
       timings: {
         load_ms: Math.round(loadMs),
         prefill_ms: Math.round(prefillMs * 10) / 10,
         first_token_ms: Math.round(firstTokenMs * 10) / 10,
         decode_tokens_per_second: ids.length > 1 ? Math.round((ids.length - 1) / decodeS) : 0,
-        first_audio_ms: null,
+        first_audio_ms: spoken ? Math.round((firstAudioAt - t1) * 10) / 10 : null,
+        first_audio_after_first_token_ms: spoken && firstTokenAt > 0 ? Math.round((firstAudioAt - firstTokenAt) * 10) / 10 : null,
+        real_time_factor: spoken && firstTokenAt > 0 ? Math.round(((lastAudioAt - firstTokenAt) / 1000 / (samples / SPEECH_SAMPLE_RATE)) * 1e4) / 1e4 : null,
       },
     };
     out(cmd.json ? `${JSON.stringify(result)}\n` : '\n');

@@ -4,14 +4,16 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CheckpointError, checkpointFiles, readSafetensorsHeader, readThinkerCheckpoint, type ThinkerLoadSpec } from '../runtime/checkpoint.js';
+import { readCode2WavCheckpoint } from '../runtime/code2wav.js';
 import { readAudioEncoderCheckpoint, readVisionEncoderCheckpoint } from '../runtime/encoders.js';
+import { readCodePredictorCheckpoint, readTalkerCheckpoint } from '../runtime/talker.js';
 
 export interface InspectReport {
   model: string;
   usable: boolean;
   problem?: string;
   architecture: Record<string, unknown>;
-  parameters: { total: number; thinkerDecoder: number; activePerToken: number; audioEncoder: number; visionEncoder: number; other: number };
+  parameters: { total: number; thinkerDecoder: number; activePerToken: number; audioEncoder: number; visionEncoder: number; speech: number; other: number };
   dtypes: Record<string, number>;
   memory: { weightsBytes: number; kvCacheBytesPerToken: number };
   specialIds: Record<string, number>;
@@ -54,6 +56,22 @@ export async function inspectCheckpoint(dir: string): Promise<InspectReport> {
       }
     } catch (err) {
       problem ??= `${(err as CheckpointError).code ?? 'error'}: ${(err as Error).message}`;
+    }
+  }
+
+  // Speech output: talker, code predictor and code-to-wave, when the checkpoint has them.
+  let speechParams = 0;
+  const tc = config.talker_config as Record<string, unknown> | undefined;
+  if (config.enable_audio_output !== false && tc && config.code2wav_config) {
+    for (const read of [readTalkerCheckpoint, readCodePredictorCheckpoint, readCode2WavCheckpoint]) {
+      try {
+        for (const t of (await read(root)).tensors) {
+          loaded.add(t.name);
+          speechParams += numel(t.shape);
+        }
+      } catch (err) {
+        problem ??= `${(err as CheckpointError).code ?? 'error'}: ${(err as Error).message}`;
+      }
     }
   }
 
@@ -107,18 +125,28 @@ export async function inspectCheckpoint(dir: string): Promise<InspectReport> {
       activePerToken: Math.round(decoder - inactive - embedRows + (spec ? spec.hiddenSize : 0)),
       audioEncoder: audioParams,
       visionEncoder: visionParams,
+      speech: speechParams,
       other: [...notLoaded.values()].reduce((a, b) => a + b.parameters, 0),
     },
     dtypes,
     memory: { weightsBytes, kvCacheBytesPerToken: spec ? spec.numLayers * 2 * spec.numKvHeads * spec.headDim * 4 : 0 },
     specialIds: spec?.tokenIds ?? {},
-    voices: Object.keys(talker.speaker_id ?? {}),
+    // By codec id, transformers' default (ethan) first: the order the runtime reports.
+    voices: voiceOrder(talker.speaker_id ?? {}),
     notLoaded: [...notLoaded].map(([prefix, v]) => ({
       prefix,
       ...v,
-      why: /^(talker|code2wav)/.test(prefix) ? 'speech output (talker, code-to-wave) is not in this engine yet' : 'not part of the architecture this engine runs',
+      why: 'not part of the architecture this engine runs',
     })),
   };
+}
+
+function voiceOrder(given: Record<string, number>): string[] {
+  const ids: Record<string, number> = {};
+  for (const [k, v] of Object.entries(given)) ids[k.toLowerCase()] = v;
+  const names = Object.keys(ids).sort((a, b) => ids[a]! - ids[b]! || (a < b ? -1 : 1));
+  const i = names.indexOf('ethan');
+  return i > 0 ? [names[i]!, ...names.slice(0, i), ...names.slice(i + 1)] : names;
 }
 
 function human(n: number): string {
@@ -133,7 +161,7 @@ export function formatReport(r: InspectReport): string {
     `text decoder: ${JSON.stringify(a.text)}`,
     ...(a.audio ? [`audio encoder: ${JSON.stringify(a.audio)}`] : []),
     ...(a.vision ? [`vision encoder: ${JSON.stringify(a.vision)}`] : []),
-    `parameters: ${human(r.parameters.total)} total; thinker decoder ${human(r.parameters.thinkerDecoder)}, active per token ${human(r.parameters.activePerToken)}; audio encoder ${human(r.parameters.audioEncoder)}; vision encoder ${human(r.parameters.visionEncoder)}; not loaded ${human(r.parameters.other)}`,
+    `parameters: ${human(r.parameters.total)} total; thinker decoder ${human(r.parameters.thinkerDecoder)}, active per token ${human(r.parameters.activePerToken)}; audio encoder ${human(r.parameters.audioEncoder)}; vision encoder ${human(r.parameters.visionEncoder)}; speech (talker, code predictor, code-to-wave) ${human(r.parameters.speech)}; not loaded ${human(r.parameters.other)}`,
     `weights: ${Object.entries(r.dtypes).map(([d, n]) => `${d} ${human(n)}`).join(', ')}; ${(r.memory.weightsBytes / 2 ** 20).toFixed(1)} MiB on disk (mapped); KV cache ${r.memory.kvCacheBytesPerToken} bytes per token`,
     `special ids: ${Object.entries(r.specialIds).map(([k, v]) => `${k}=${v}`).join(' ')}`,
     `voices: ${r.voices.length ? r.voices.join(', ') : 'none'}`,

@@ -25,6 +25,12 @@ export class EngineContext {
 
   /** Makes the engine hold exactly `plan` (and at least its last token freshly fed, for logits). */
   async sync(plan: ModelInputPlan): Promise<SyncResult> {
+    // A session that lost its context (a runtime node failed over to another) holds less than we
+    // think: start over from nothing there.
+    if (this.session.length !== this.keys.length) {
+      if (this.session.length > 0) await this.session.truncate(0);
+      this.keys.length = 0;
+    }
     // Always prefill at least the last token: generation starts from the logits it leaves.
     let keep = Math.min(commonPrefix(this.keys, plan.keys), plan.length - 1);
     // Never cut a media run: step back to its start marker.

@@ -112,11 +112,18 @@ export interface NativeThinkerChunk {
   deepstack?: { indices: Int32Array; layers: Float32Array[] };
 }
 
+/** A chunk whose hidden_states[layer] (transformers' numbering: 0 = embeddings, l = after decoder layer l - 1, before its DeepStack addition) are kept for the given chunk rows. */
+export interface NativeThinkerCaptureChunk extends NativeThinkerChunk {
+  capture: { layer: number; indices: Int32Array };
+}
+
 export interface NativeThinkerSession {
   /** Positions held in the KV cache. */
   readonly length: number;
   readonly maxLength: number;
   /** Appends a chunk; resolves with the logits (vocabSize floats) of its last position. */
+  /** The same, also resolving the captured rows (indices.length x hiddenSize) (talker prompts). */
+  prefill(chunk: NativeThinkerCaptureChunk): Promise<{ logits: Float32Array; captured: Float32Array }>;
   prefill(chunk: NativeThinkerChunk): Promise<Float32Array>;
   decode(token: number, position: [number, number, number]): Promise<Float32Array>;
   /** Drops the KV entries from `length` on (0 <= length <= this.length). Throws session_busy while a call runs. */
@@ -269,6 +276,11 @@ export interface NativeTalker {
   newSession(maxLength: number): NativeTalkerSession;
   /** talker.model.codec_embedding rows, ids.length x hiddenSize. */
   embed(ids: Int32Array): Float32Array;
+  /**
+   * Projection MLP `which` of spec.projectionTensors (0 text_projection, 1 hidden_projection) over
+   * rows of projectionInputSize floats (thinker hidden) -> rows x hiddenSize, on the libuv pool.
+   */
+  project(rows: Float32Array, which: number): Promise<Float32Array>;
   close(): void;
 }
 

@@ -89,6 +89,40 @@ export interface RuntimeSession {
   close(): void;
 }
 
+/** Media of a whole-turn request, as the gateway's codecs normalised them (for engines that take messages). */
+export type TurnPart =
+  | { type: 'text'; text: string }
+  /** 16 kHz mono PCM16 WAV. */
+  | { type: 'audio'; wav: Buffer }
+  | { type: 'image'; bytes: Buffer; mime: 'image/jpeg' | 'image/png' };
+
+export interface TurnMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string | TurnPart[];
+  /** Assistant tool calls (OpenAI function shape). */
+  toolCalls?: { id: string; name: string; arguments: string }[];
+  /** For role tool. */
+  toolCallId?: string;
+}
+
+export interface TurnRequest {
+  messages: TurnMessage[];
+  /** OpenAI function tools: `{ type: 'function', function: { name, description, parameters } }`. */
+  tools?: readonly Record<string, unknown>[];
+  maxTokens: number;
+  sampling?: SamplingParams;
+  speech?: SpeechRequest;
+  /** Aborting ends the turn (the HTTP stream is closed) with a `done` of reason `cancelled`. */
+  signal?: AbortSignal;
+}
+
+/** What a whole-turn engine streams back: text (not ids), speech, tool calls, then done. */
+export type TurnEvent =
+  | { type: 'text'; delta: string }
+  | { type: 'audio'; samples: Float32Array; sampleOffset: number }
+  | { type: 'tool_call'; name: string; arguments: string }
+  | { type: 'done'; reason: 'stop' | 'length' | 'cancelled' | 'tool_calls'; usage: { promptTokens: number; outputTokens: number } };
+
 export interface RuntimeBackend {
   readonly kind: RuntimeKind;
   /** Probe readiness; must settle within `timeoutMs` and never throw. */
@@ -97,5 +131,10 @@ export interface RuntimeBackend {
   open(options?: { maxLength?: number }): Promise<RuntimeSession>;
   /** What the model takes and gives (waits for the model). */
   capabilities(): Promise<RuntimeCapabilities>;
+  /**
+   * Engines that take whole conversations rather than token-level sessions (vLLM-Omni's chat API)
+   * implement this instead of `open`; the gateway then sends each turn's messages here.
+   */
+  turn?(request: TurnRequest): AsyncGenerator<TurnEvent>;
   close(): Promise<void>;
 }

@@ -1,7 +1,8 @@
-// The demo checkpoint: the real Qwen3-Omni thinker architecture (audio encoder, vision encoder,
-// MoE decoder) at a small size with seeded random weights, written as a normal Hugging Face
-// directory (config.json + model.safetensors, bf16). With no model configured the gateway serves
-// this, so the whole path runs on any machine; its words are noise.
+// The demo checkpoint: the real Qwen3-Omni architecture (thinker: audio encoder, vision encoder,
+// MoE decoder; speech: talker with shared experts, code predictor, code-to-wave) at a small size
+// with seeded random weights, written as a normal Hugging Face directory (config.json +
+// model.safetensors, bf16). With no model configured the gateway serves this, so the whole path
+// runs on any machine, spoken replies included; its words and its speech are noise.
 //
 // The vocabulary and special ids are the real checkpoint's (151 936 tokens), so the gateway's
 // tokenizer and chat layout apply unchanged.
@@ -10,6 +11,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SafetensorsFileWriter, type TensorSpec } from '../codecs/safetensors.js';
 import { SPECIAL_IDS, ROLE_IDS } from '../codecs/text/special_tokens.js';
+import { code2WavTensors, parseCode2WavConfig } from './code2wav.js';
 import { Prng } from './sampling.js';
 
 export type DemoSize = 'tiny' | 'small';
@@ -26,6 +28,9 @@ interface Sizes {
   moeIntermediate: number;
   audio: { dModel: number; layers: number; heads: number; ffn: number; downsample: number };
   vision: { hidden: number; depth: number; heads: number; ffn: number; deepstack: number[] };
+  /** Talker and code predictor share this hidden size (transformers requires it). */
+  talker: { hidden: number; layers: number; experts: number; moeIntermediate: number; shared: number; predictorLayers: number };
+  code2wav: { hidden: number; layers: number; decoderDim: number };
 }
 
 const SIZES: Record<DemoSize, Sizes> = {
@@ -33,12 +38,24 @@ const SIZES: Record<DemoSize, Sizes> = {
     hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, mrope: [4, 2, 2], experts: 4, topK: 2, moeIntermediate: 32,
     audio: { dModel: 32, layers: 2, heads: 2, ffn: 64, downsample: 16 },
     vision: { hidden: 32, depth: 2, heads: 2, ffn: 64, deepstack: [0, 1] },
+    talker: { hidden: 64, layers: 2, experts: 4, moeIntermediate: 32, shared: 64, predictorLayers: 1 },
+    code2wav: { hidden: 32, layers: 1, decoderDim: 32 },
   },
   small: {
     hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, mrope: [12, 10, 10], experts: 8, topK: 2, moeIntermediate: 128,
     audio: { dModel: 128, layers: 2, heads: 4, ffn: 256, downsample: 32 },
     vision: { hidden: 128, depth: 2, heads: 4, ffn: 256, deepstack: [0, 1] },
+    talker: { hidden: 128, layers: 2, experts: 8, moeIntermediate: 64, shared: 128, predictorLayers: 2 },
+    code2wav: { hidden: 64, layers: 2, decoderDim: 64 },
   },
+};
+
+/** The released checkpoint's codec layout: 2048 codes, special ids 2148-2157, voices 2301-2303, talker vocabulary 3072. */
+const CODEC = {
+  codebook: 2048,
+  talkerVocab: 3072,
+  ids: { codec_pad_id: 2148, codec_bos_id: 2149, codec_eos_token_id: 2150, codec_nothink_id: 2155, codec_think_bos_id: 2156, codec_think_eos_id: 2157 },
+  speakers: { chelsie: 2301, ethan: 2302, aiden: 2303 },
 };
 
 export const DEMO_VOCAB_SIZE = 151_936;
@@ -49,7 +66,7 @@ export function demoModelConfig(size: DemoSize = 'tiny', vocabSize = DEMO_VOCAB_
   return {
     architectures: ['Qwen3OmniMoeForConditionalGeneration'],
     model_type: 'qwen3_omni_moe',
-    enable_audio_output: false,
+    enable_audio_output: true,
     im_start_token_id: SPECIAL_IDS.imStart,
     im_end_token_id: SPECIAL_IDS.imEnd,
     system_token_id: ROLE_IDS.system,
@@ -127,7 +144,85 @@ export function demoModelConfig(size: DemoSize = 'tiny', vocabSize = DEMO_VOCAB_
         deepstack_visual_indexes: s.vision.deepstack,
       },
     },
+    talker_config: {
+      model_type: 'qwen3_omni_moe_talker',
+      ...CODEC.ids,
+      speaker_id: { ...CODEC.speakers },
+      num_code_groups: 16,
+      thinker_hidden_size: s.hidden,
+      // The released model takes layer 24 of 48; here the last layer's output.
+      accept_hidden_layer: s.layers,
+      audio_token_id: SPECIAL_IDS.audioPad,
+      image_token_id: SPECIAL_IDS.imagePad,
+      video_token_id: SPECIAL_IDS.videoPad,
+      audio_start_token_id: SPECIAL_IDS.audioStart,
+      vision_start_token_id: SPECIAL_IDS.visionStart,
+      position_id_per_seconds: 13,
+      spatial_merge_size: 2,
+      text_config: {
+        model_type: 'qwen3_omni_moe_talker_text',
+        vocab_size: CODEC.talkerVocab,
+        hidden_size: s.talker.hidden,
+        intermediate_size: s.talker.hidden,
+        num_hidden_layers: s.talker.layers,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: s.talker.hidden / 4,
+        hidden_act: 'silu',
+        max_position_embeddings: 65_536,
+        rms_norm_eps: 1e-6,
+        attention_bias: false,
+        decoder_sparse_step: 1,
+        mlp_only_layers: [],
+        moe_intermediate_size: s.talker.moeIntermediate,
+        shared_expert_intermediate_size: s.talker.shared,
+        num_experts: s.talker.experts,
+        num_experts_per_tok: 2,
+        norm_topk_prob: true,
+        rope_parameters: { rope_type: 'default', rope_theta: 1_000_000, mrope_section: talkerMrope(s.talker.hidden / 4), interleaved: true, mrope_interleaved: true },
+      },
+      code_predictor_config: {
+        model_type: 'qwen3_omni_moe_talker_code_predictor',
+        vocab_size: CODEC.codebook,
+        hidden_size: s.talker.hidden,
+        intermediate_size: s.talker.hidden * 2,
+        num_hidden_layers: s.talker.predictorLayers,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: s.talker.hidden / 4,
+        hidden_act: 'silu',
+        rms_norm_eps: 1e-6,
+        num_code_groups: 16,
+        attention_bias: false,
+        rope_parameters: { rope_type: 'default', rope_theta: 1_000_000 },
+      },
+    },
+    code2wav_config: {
+      codebook_size: CODEC.codebook,
+      hidden_size: s.code2wav.hidden,
+      num_hidden_layers: s.code2wav.layers,
+      num_attention_heads: 2,
+      num_key_value_heads: 2,
+      intermediate_size: s.code2wav.hidden * 2,
+      hidden_act: 'silu',
+      rms_norm_eps: 1e-5,
+      sliding_window: 72,
+      num_quantizers: 16,
+      upsample_rates: [8, 5, 4, 3],
+      upsampling_ratios: [2, 2],
+      decoder_dim: s.code2wav.decoderDim,
+      layer_scale_initial_scale: 0.01,
+      attention_bias: false,
+      rope_parameters: { rope_type: 'default', rope_theta: 10_000 },
+    },
   };
+}
+
+/** The released talker's rotary split [24, 20, 20] of 64 frequencies, scaled to head_dim / 2. */
+function talkerMrope(headDim: number): [number, number, number] {
+  const half = headDim / 2;
+  const h = Math.floor((half * 20) / 64);
+  return [half - 2 * h, h, h];
 }
 
 /** Every tensor of the thinker, with the hub's names (experts stored one by one) and shapes. */
@@ -213,6 +308,59 @@ export function demoModelTensors(config: Record<string, unknown>): [string, numb
   };
   merger('thinker.visual.merger', vh);
   (v.deepstack_visual_indexes as number[]).forEach((_, k) => merger(`thinker.visual.merger_list.${k}`, merged));
+  // Speech stages only with audio output (a checkpoint without it still carries a default talker_config).
+  const speaks = config.enable_audio_output === true;
+  const talker = config.talker_config as Record<string, unknown> | undefined;
+  if (talker && speaks) {
+    const tt = talker.text_config as Record<string, number>;
+    const cp = talker.code_predictor_config as Record<string, number>;
+    const decoder = (p: string, c: Record<string, number>, layer: (p: string) => void): void => {
+      for (let l = 0; l < c.num_hidden_layers!; l++) {
+        const q = `${p}.layers.${l}`;
+        add(`${q}.input_layernorm.weight`, [c.hidden_size!]);
+        add(`${q}.post_attention_layernorm.weight`, [c.hidden_size!]);
+        linear(`${q}.self_attn.q_proj`, c.num_attention_heads! * c.head_dim!, c.hidden_size!, false);
+        linear(`${q}.self_attn.k_proj`, c.num_key_value_heads! * c.head_dim!, c.hidden_size!, false);
+        linear(`${q}.self_attn.v_proj`, c.num_key_value_heads! * c.head_dim!, c.hidden_size!, false);
+        linear(`${q}.self_attn.o_proj`, c.hidden_size!, c.num_attention_heads! * c.head_dim!, false);
+        add(`${q}.self_attn.q_norm.weight`, [c.head_dim!]);
+        add(`${q}.self_attn.k_norm.weight`, [c.head_dim!]);
+        layer(`${q}.mlp`);
+      }
+      add(`${p}.norm.weight`, [c.hidden_size!]);
+    };
+    const th = tt.hidden_size!;
+    const experts = tt.num_experts ?? tt.num_local_experts!; // transformers saves num_local_experts
+    add('talker.model.codec_embedding.weight', [tt.vocab_size!, th]);
+    decoder('talker.model', tt, (p) => {
+      linear(`${p}.gate`, experts, th, false);
+      for (let e = 0; e < experts; e++) {
+        linear(`${p}.experts.${e}.gate_proj`, tt.moe_intermediate_size!, th, false);
+        linear(`${p}.experts.${e}.up_proj`, tt.moe_intermediate_size!, th, false);
+        linear(`${p}.experts.${e}.down_proj`, th, tt.moe_intermediate_size!, false);
+      }
+      linear(`${p}.shared_expert.gate_proj`, tt.shared_expert_intermediate_size!, th, false);
+      linear(`${p}.shared_expert.up_proj`, tt.shared_expert_intermediate_size!, th, false);
+      linear(`${p}.shared_expert.down_proj`, th, tt.shared_expert_intermediate_size!, false);
+      linear(`${p}.shared_expert_gate`, 1, th, false);
+    });
+    linear('talker.codec_head', tt.vocab_size!, th, false);
+    for (const p of ['talker.text_projection', 'talker.hidden_projection']) {
+      linear(`${p}.linear_fc1`, tt.intermediate_size!, talker.thinker_hidden_size as number);
+      linear(`${p}.linear_fc2`, th, tt.intermediate_size!);
+    }
+    for (let g = 0; g < 15; g++) add(`talker.code_predictor.model.codec_embedding.${g}.weight`, [cp.vocab_size!, cp.hidden_size!]);
+    decoder('talker.code_predictor.model', cp, (p) => {
+      linear(`${p}.gate_proj`, cp.intermediate_size!, cp.hidden_size!, false);
+      linear(`${p}.up_proj`, cp.intermediate_size!, cp.hidden_size!, false);
+      linear(`${p}.down_proj`, cp.hidden_size!, cp.intermediate_size!, false);
+    });
+    for (let g = 0; g < 15; g++) add(`talker.code_predictor.lm_head.${g}.weight`, [cp.vocab_size!, cp.hidden_size!]);
+  }
+  if (config.code2wav_config && speaks) {
+    const { prefix: _p, ...sizes } = parseCode2WavConfig(config);
+    for (const [name, shape] of code2WavTensors(sizes)) add(`code2wav.${name}`, shape);
+  }
   return out;
 }
 
@@ -244,9 +392,13 @@ export async function writeDemoModel(dir: string, options: { size?: DemoSize; se
     for (const [name, shape] of tensors) {
       const count = shape.reduce((x, y) => x * y, 1);
       const isNorm = /norm|ln_q|ln_post|layer_norm/.test(name) && name.endsWith('.weight');
-      const isBias = name.endsWith('.bias');
+      // Biases 0; SnakeBeta's log-scale alpha / beta 0 (exp = 1), so the vocoder stays bounded.
+      const isBias = name.endsWith('.bias') || name.endsWith('.alpha') || name.endsWith('.beta');
       const fanIn = shape.length > 1 ? shape.slice(1).reduce((x, y) => x * y, 1) : 1;
-      const scale = Math.sqrt(3 / fanIn);
+      // code2wav's layer scales and ConvNeXt gammas small (as their init), its last conv quiet:
+      // random residual units would otherwise drive the waveform into the [-1, 1] clamp.
+      const damp = /layer_scale\.scale$|\.gamma$/.test(name) ? 0.01 : /^code2wav\.decoder\.\d+\.block\.\d+\.conv2\./.test(name) ? 0.3 : 1;
+      const scale = (damp * Math.sqrt(3 / fanIn)) * (/^code2wav\.decoder\.\d+\.conv\.weight$/.test(name) && !name.startsWith('code2wav.decoder.0.') ? 0.15 : 1);
       const one = bf16(1, scratch, bits);
       // In slices, so a large embedding never needs a second full-size buffer.
       const slice = 1 << 20;

@@ -22,7 +22,7 @@ export interface NativeRuntimeOptions {
 /** The demo checkpoint's folder: versioned by size and seed so a change never reuses a stale one. */
 export function demoModelDir(cache?: string): string {
   const base = cache || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'omni-gateway');
-  return join(base, 'demo-qwen3-omni-tiny-seed0-v1');
+  return join(base, 'demo-qwen3-omni-tiny-seed0-v2');
 }
 
 type LoadState = { state: 'idle' } | { state: 'loading' } | { state: 'ready'; engine: NativeEngine } | { state: 'failed'; error: string };

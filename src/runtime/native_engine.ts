@@ -8,17 +8,22 @@ import { join } from 'node:path';
 import { nativeAddon, type NativeThinker, type NativeThinkerSession } from '../native/addon.js';
 import { DecodeBatcher, type DecodeBatcherStats } from './batcher.js';
 import { readThinkerCheckpoint, type ThinkerLoadSpec } from './checkpoint.js';
-import { AudioEncoder, VisionEncoder, type VisionGrid } from './encoders.js';
+import { AudioEncoder, VisionEncoder } from './encoders.js';
 import { RuntimeError } from './errors.js';
 import { generateTokens, type GenerationIds, type Position3 } from './generation.js';
 import { resolveSampling } from './sampling.js';
-import type { ChunkMedia, GenerateRequest as ContractGenerateRequest, ModelChunk, RuntimeCapabilities, RuntimeEvent, RuntimeSession } from './contract.js';
+import { SpeechRun, SpeechStage, type SpeechOptions } from './speech.js';
+import type { GenerateRequest as ContractGenerateRequest, ModelChunk, RuntimeCapabilities, RuntimeEvent, RuntimeSession } from './contract.js';
 
 export type { ChunkMedia, ModelChunk, RuntimeEvent } from './contract.js';
 
 export interface GenerateRequest extends ContractGenerateRequest {
   /** Overrides of the ids the loop needs (defaults from the checkpoint config and Qwen3's vocabulary). */
   ids?: Partial<GenerationIds>;
+  /** Speech tuning (chunking, frame limits, talker sampling); used when `speech` is set. */
+  speechOptions?: SpeechOptions;
+  /** Called with each frame's 16 codec codes as the talker makes them (tests, the CLI's --json). */
+  onCodecFrame?: (codes: Int32Array) => void;
 }
 
 export interface EngineOptions {
@@ -42,6 +47,8 @@ export class NativeEngine {
     readonly thinker: NativeThinker,
     readonly audio: AudioEncoder | undefined,
     readonly vision: VisionEncoder | undefined,
+    /** Talker, code predictor and code-to-wave, when the checkpoint has audio output. */
+    readonly speech: SpeechStage | undefined,
     readonly config: Record<string, unknown>,
     options: EngineOptions,
   ) {
@@ -55,10 +62,13 @@ export class NativeEngine {
     const thinkerConfig = (config.thinker_config ?? {}) as Record<string, unknown>;
     const encoderOptions = options.threads ? { threads: options.threads } : {};
     const none = Promise.resolve(undefined);
+    // Audio output: a talker config and enable_audio_output not false (transformers' has_talker).
+    const speaks = config.enable_audio_output !== false && config.talker_config !== undefined && config.code2wav_config !== undefined;
     const loads = await Promise.allSettled([
       nativeAddon().loadThinker(spec),
       thinkerConfig.audio_config ? AudioEncoder.load(dir, encoderOptions) : none,
       thinkerConfig.vision_config ? VisionEncoder.load(dir, encoderOptions) : none,
+      speaks ? SpeechStage.load(dir, encoderOptions) : none,
     ]);
     const failed = loads.find((r) => r.status === 'rejected');
     if (failed) {
@@ -66,8 +76,13 @@ export class NativeEngine {
       for (const r of loads) if (r.status === 'fulfilled') r.value?.close();
       throw failed.reason;
     }
-    const [thinker, audio, vision] = loads.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [NativeThinker, AudioEncoder | undefined, VisionEncoder | undefined];
-    return new NativeEngine(dir, spec, thinker, audio, vision, config, options);
+    const [thinker, audio, vision, speech] = loads.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
+      NativeThinker,
+      AudioEncoder | undefined,
+      VisionEncoder | undefined,
+      SpeechStage | undefined,
+    ];
+    return new NativeEngine(dir, spec, thinker, audio, vision, speech, config, options);
   }
 
   /** A token id the checkpoint's config names (e.g. 'audioTokenId', 'imEndTokenId'). */
@@ -100,8 +115,8 @@ export class NativeEngine {
       audioIn: this.audio !== undefined,
       imageIn: this.vision !== undefined,
       videoIn: this.vision !== undefined,
-      speechOut: false,
-      voices: [],
+      speechOut: this.speech !== undefined,
+      voices: this.speech?.voices ?? [],
       maxContext: Math.min(this.spec.maxPositionEmbeddings, 32_768),
     };
   }
@@ -121,6 +136,7 @@ export class NativeEngine {
     for (const s of [...this.sessions]) s.close();
     this.audio?.close();
     this.vision?.close();
+    this.speech?.close();
     this.thinker.close();
   }
 }
@@ -132,6 +148,8 @@ export class EngineSession implements RuntimeSession {
   /** Largest position (over the three rows) of each index: decode continues after the prefix max. */
   private prefixMax: number[] = [];
   private logits: Float32Array | undefined;
+  /** Thinker hidden_states[accept_hidden_layer] at media placeholders (talker prompts), by index. */
+  private readonly mediaHidden = new Map<number, Float32Array>();
   private abort: AbortController | undefined;
   /** Counts cancel() calls, so a generate called before a cancel sees it even if not yet started. */
   private cancels = 0;
@@ -168,7 +186,23 @@ export class EngineSession implements RuntimeSession {
         throw new RuntimeError('segment_invalid', `positions must hold 3 x ${n} values, got ${chunk.positions.length}`, 'positions');
       }
       const embeds = await this.mediaEmbeddings(chunk);
-      this.logits = await this.native.prefill({ ids: chunk.ids, positions: chunk.positions, ...embeds });
+      const speech = this.engine.speech;
+      const media = speech ? this.mediaIndices(chunk.ids) : [];
+      if (speech && media.length > 0) {
+        // The talker prompt takes the thinker's hidden state of media rows at accept_hidden_layer.
+        const out = await this.native.prefill({
+          ids: chunk.ids,
+          positions: chunk.positions,
+          ...embeds,
+          capture: { layer: speech.spec.acceptHiddenLayer, indices: Int32Array.from(media) },
+        });
+        this.logits = out.logits;
+        const H = this.engine.spec.hiddenSize;
+        const base = this.ids.length;
+        media.forEach((i, k) => this.mediaHidden.set(base + i, out.captured.slice(k * H, (k + 1) * H)));
+      } else {
+        this.logits = await this.native.prefill({ ids: chunk.ids, positions: chunk.positions, ...embeds });
+      }
       for (let i = 0; i < n; i++) {
         const m = Math.max(chunk.positions[i]!, chunk.positions[n + i]!, chunk.positions[2 * n + i]!);
         this.prefixMax.push(Math.max(m, this.prefixMax[this.prefixMax.length - 1] ?? -Infinity));
@@ -195,6 +229,12 @@ export class EngineSession implements RuntimeSession {
       if (!this.logits) throw new RuntimeError('generation_invalid', 'append a prompt before generating', 'prompt');
       const ids = this.engine.generationIds(request.ids);
       const thinking = request.thinking ?? { enabled: ids.think >= 0, budgetTokens: null };
+      // Checked before any event: a voice or checkpoint that cannot speak fails the call.
+      const speech = request.speech ? this.engine.speech : undefined;
+      if (request.speech && !speech) {
+        throw new RuntimeError('modality_unsupported', 'this checkpoint has no talker / code-to-wave stage: it cannot speak', 'speech');
+      }
+      const speakerId = speech?.speakerId(request.speech?.voice);
       this.abort = new AbortController();
       if (this.cancels !== cancelsAtCall) this.abort.abort(new RuntimeError('cancelled', 'the response was cancelled'));
       // Every streamed token is fed back and takes a position: never ask for more than is left.
@@ -210,22 +250,141 @@ export class EngineSession implements RuntimeSession {
           return logits;
         },
       };
-      yield* generateTokens(
+      const sampling = resolveSampling(request.sampling);
+      const tokens = generateTokens(
         target,
         { logits: Float32Array.from(this.logits), nextPosition: this.nextPosition, context: this.ids, promptTokens: this.ids.length },
         {
           maxTokens: Math.min(request.maxTokens, room),
-          sampling: resolveSampling(request.sampling),
+          sampling,
           thinking,
           stopThinkingIds: request.stopThinkingIds ?? [ids.thinkEnd],
           ids,
           signal: this.abort.signal,
         },
       );
+      if (!speech || speakerId === undefined) {
+        yield* tokens;
+        return;
+      }
+      yield* this.speak(tokens, speech, speakerId, request, sampling.greedy, sampling.seed, this.abort.signal);
     } finally {
       this.abort = undefined;
       this.leave();
     }
+  }
+
+  /**
+   * The token stream with the reply spoken alongside: the talker runs on the native threads while
+   * the thinker goes on, audio events are passed on as soon as they are ready (between tokens, or
+   * while waiting for the next one), and `done` comes last, after the last audio event. After a
+   * cancel no audio event is passed on.
+   */
+  private async *speak(
+    tokens: AsyncGenerator<RuntimeEvent>,
+    speech: SpeechStage,
+    speakerId: number,
+    request: GenerateRequest,
+    replyGreedy: boolean,
+    seed: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<RuntimeEvent> {
+    const audio: RuntimeEvent[] = [];
+    let wake: (() => void) | undefined;
+    const poke = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    // The talker stops on a cancel, on an error and when the consumer stops reading.
+    const stop = new AbortController();
+    const onAbort = () => {
+      stop.abort(signal.reason);
+      poke();
+    };
+    signal.addEventListener('abort', onAbort);
+    const thinker = this.engine.thinker;
+    const mediaIds = new Set([this.engine.tokenId('audioTokenId'), this.engine.tokenId('imageTokenId'), this.engine.tokenId('videoTokenId')].filter((v): v is number => v !== undefined));
+    const run = new SpeechRun(
+      speech,
+      { ids: [...this.ids], positions: [...this.positions], mediaHidden: new Map(this.mediaHidden), embed: (ids) => thinker.embed(ids), mediaIds },
+      speakerId,
+      stop.signal,
+      (event) => {
+        audio.push(event);
+        poke();
+      },
+      { ...request.speechOptions, replyGreedy, seed, ...(request.onCodecFrame ? { onFrame: request.onCodecFrame } : {}) },
+    );
+    let speechDone = false;
+    let speechError: unknown;
+    run.done.then(
+      () => {
+        speechDone = true;
+        poke();
+      },
+      (err: unknown) => {
+        speechDone = true;
+        speechError = err;
+        poke();
+      },
+    );
+    let done: RuntimeEvent | undefined;
+    let next: Promise<IteratorResult<RuntimeEvent>> | undefined = tokens.next();
+    let ready: IteratorResult<RuntimeEvent> | undefined;
+    next.then((r) => {
+      ready = r;
+      poke();
+    }, poke);
+    let completed = false;
+    try {
+      while (true) {
+        if (signal.aborted) audio.length = 0;
+        while (audio.length > 0) yield audio.shift()!;
+        if (speechError !== undefined) throw speechError instanceof Error ? speechError : new RuntimeError('engine_failed', 'the speech stages failed', 'speech', { cause: speechError });
+        if (ready) {
+          const r = ready;
+          ready = undefined;
+          if (r.done) {
+            next = undefined;
+          } else if (r.value.type === 'done') {
+            done = r.value;
+            run.finish();
+            next = undefined;
+          } else {
+            if (r.value.type === 'token') run.token(r.value.id);
+            yield r.value;
+            next = tokens.next();
+            next.then((x) => {
+              ready = x;
+              poke();
+            }, poke);
+          }
+          continue;
+        }
+        if (next) {
+          // A rejected thinker step surfaces here (the promise settles without `ready`).
+          const settled = await Promise.race([next.then(() => 'thinker' as const), new Promise<'other'>((resolve) => (wake = () => resolve('other')))]);
+          if (settled === 'thinker' && !ready) await Promise.resolve();
+          continue;
+        }
+        if (speechDone || signal.aborted) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+      completed = true;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      run.finish();
+      if (!completed) stop.abort(new RuntimeError('cancelled', 'the response ended'));
+      if (!next) void tokens.return(undefined).catch(() => {});
+    }
+    if (signal.aborted) {
+      audio.length = 0;
+      // The thinker's reply may have ended before the cancel: the response as a whole was cancelled.
+      if (done && done.type === 'done' && done.reason !== 'cancelled') done = { ...done, reason: 'cancelled' };
+      await run.done.catch(() => {});
+    }
+    if (done) yield done;
   }
 
   /** Stops a running generate before its next engine step; its stream ends with reason cancelled. */
@@ -256,6 +415,7 @@ export class EngineSession implements RuntimeSession {
       const pos = this.positions.slice(3 * keep, 3 * length);
       this.ids.length = keep;
       this.positions.length = 3 * keep;
+      for (const i of this.mediaHidden.keys()) if (i >= keep) this.mediaHidden.delete(i);
       this.prefixMax.length = keep;
       this.logits = undefined;
       if (last === undefined) return;
@@ -294,6 +454,17 @@ export class EngineSession implements RuntimeSession {
     if (this.closed) throw new RuntimeError('session_closed', 'the session is closed', 'session');
     if (this.busy) throw new RuntimeError('session_busy', 'the session is already prefilling or generating', 'session');
     this.busy = true;
+  }
+
+  /** Chunk indices of audio / image / video placeholders. */
+  private mediaIndices(ids: Int32Array): number[] {
+    const e = this.engine;
+    const pads = new Set([e.tokenId('audioTokenId'), e.tokenId('imageTokenId'), e.tokenId('videoTokenId')].filter((v) => v !== undefined));
+    const out: number[] = [];
+    ids.forEach((id, i) => {
+      if (pads.has(id)) out.push(i);
+    });
+    return out;
   }
 
   /** Encodes the chunk's media and lays their rows onto the placeholder positions. */

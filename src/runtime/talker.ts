@@ -39,6 +39,11 @@ export interface TalkerLoadSpec extends ThinkerLoadSpec, DecoderLoadSpecExtras {
   codecIds: Record<string, number>;
   /** Speaker name (lower case) -> codec id. */
   speakerIds: Record<string, number>;
+  /** text_projection, hidden_projection (thinker hidden -> talker hidden MLPs), in this order. */
+  projectionTensors: string[];
+  projectionInputSize: number;
+  /** Thinker-vocabulary ids of the top-level config the talker prompt needs (imStartTokenId, userTokenId, assistantTokenId, ttsBosTokenId, ttsEosTokenId, ttsPadTokenId). */
+  promptIds: Record<string, number>;
 }
 
 export interface CodePredictorLoadSpec extends ThinkerLoadSpec, DecoderLoadSpecExtras {
@@ -46,6 +51,9 @@ export interface CodePredictorLoadSpec extends ThinkerLoadSpec, DecoderLoadSpecE
 }
 
 type Json = Record<string, unknown>;
+
+/** The talker's input MLPs: text_projection (thinker token embeddings), hidden_projection (thinker hidden states of media). */
+const PROJECTIONS = ['text_projection', 'hidden_projection'] as const;
 
 
 function talkerConfig(config: unknown): Json {
@@ -92,7 +100,8 @@ function parseDecoder(text: Json, path: string, oneDimRope: boolean): ParsedConf
 /** The talker's load spec: MoE decoder with shared experts, codec_embedding in, codec_head out. */
 export async function readTalkerCheckpoint(dir: string, options: { threads?: number } = {}): Promise<TalkerLoadSpec> {
   const root = resolve(dir);
-  const talker = talkerConfig(await readJson(join(root, 'config.json'), 'config'));
+  const full = await readJson(join(root, 'config.json'), 'config');
+  const talker = talkerConfig(full);
   if (!isObject(talker.text_config)) throw configError('talker_config.text_config', 'is missing');
   const text = talker.text_config;
   const path = 'talker_config.text_config';
@@ -100,6 +109,15 @@ export async function readTalkerCheckpoint(dir: string, options: { threads?: num
   const sharedExpertIntermediateSize = c.numExperts > 0 ? posInt(text, 'shared_expert_intermediate_size', path) : 0;
   const prefix = 'talker.';
   const H = c.hiddenSize;
+  const thinkerHiddenSize = posInt(talker, 'thinker_hidden_size', 'talker_config');
+  if (c.intermediateSize < 1) throw configError(`${path}.intermediate_size`, 'must be a positive integer (the width of text_projection / hidden_projection)');
+  const act = text.hidden_act ?? 'silu';
+  if (act !== 'silu') throw configError(`${path}.hidden_act`, `must be "silu" (the projections' activation implemented), got ${JSON.stringify(act)}`);
+  const promptIds: Record<string, number> = {};
+  for (const k of ['im_start_token_id', 'im_end_token_id', 'user_token_id', 'assistant_token_id', 'system_token_id', 'tts_bos_token_id', 'tts_eos_token_id', 'tts_pad_token_id']) {
+    const v = (full as Json)[k];
+    if (typeof v === 'number' && Number.isInteger(v)) promptIds[k.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase())] = v;
+  }
   // Whether experts are stored fused is known only from the headers: `present` says.
   const expected = (present: ReadonlySet<string>) => {
     const m = expectedTensors(c, (l) => present.has(`${prefix}model.layers.${l}.mlp.experts.gate_up_proj`));
@@ -107,6 +125,12 @@ export async function readTalkerCheckpoint(dir: string, options: { threads?: num
     m.delete('lm_head.weight');
     m.set('model.codec_embedding.weight', [c.vocabSize, H]);
     m.set('codec_head.weight', [c.vocabSize, H]);
+    for (const p of PROJECTIONS) {
+      m.set(`${p}.linear_fc1.weight`, [c.intermediateSize, thinkerHiddenSize]);
+      m.set(`${p}.linear_fc1.bias`, [c.intermediateSize]);
+      m.set(`${p}.linear_fc2.weight`, [H, c.intermediateSize]);
+      m.set(`${p}.linear_fc2.bias`, [H]);
+    }
     for (let l = 0; l < c.numLayers; l++) {
       if (!c.sparseLayers[l] || sharedExpertIntermediateSize === 0) continue;
       const p = `model.layers.${l}.mlp.`;
@@ -141,7 +165,10 @@ export async function readTalkerCheckpoint(dir: string, options: { threads?: num
     headTensors: ['codec_head.weight'],
     sharedExpertIntermediateSize,
     numCodeGroups: posInt(talker, 'num_code_groups', 'talker_config'),
-    thinkerHiddenSize: posInt(talker, 'thinker_hidden_size', 'talker_config'),
+    thinkerHiddenSize,
+    projectionTensors: [...PROJECTIONS],
+    projectionInputSize: thinkerHiddenSize,
+    promptIds,
     acceptHiddenLayer: posInt(talker, 'accept_hidden_layer', 'talker_config'),
     spatialMergeSize: posInt(talker, 'spatial_merge_size', 'talker_config', 2),
     positionIdPerSeconds: posInt(talker, 'position_id_per_seconds', 'talker_config', 25),

@@ -168,6 +168,16 @@ ThinkerModel::ThinkerModel(ThinkerConfig cfg, const std::vector<std::string>& fi
     }
   }
 
+  for (const auto& name : c.projections) {
+    if (c.proj_in <= 0 || c.intermediate <= 0) throw EngineError("checkpoint_config_invalid", "a projection needs proj_in and intermediate sizes");
+    Projection pr;
+    pr.fc1 = matrix(name + ".linear_fc1.weight", c.intermediate, c.proj_in);
+    pr.b1 = vec(name + ".linear_fc1.bias", c.intermediate);
+    pr.fc2 = matrix(name + ".linear_fc2.weight", H, c.intermediate);
+    pr.b2 = vec(name + ".linear_fc2.bias", H);
+    projs_.push_back(std::move(pr));
+  }
+
   // Rotary: inv_freq[i] = 1 / theta^(2i / head_dim) in f32 as the reference computes it; frequency i
   // takes the h row for i = 1, 4, 7, ... < 3 * section[1], the w row for i = 2, 5, ... < 3 * section[2],
   // else the t row (apply_interleaved_mrope / recomposition_frequencies).
@@ -422,6 +432,24 @@ void ThinkerModel::Mlp(const Layer& L, const float* xn, int64_t T, float* out) {
   }
 }
 
+void ThinkerModel::Project(int which, const float* x, int64_t n, float* out) {
+  std::lock_guard<std::mutex> lock(compute_);
+  const Projection& p = projs_.at(static_cast<size_t>(which));
+  const int64_t I = cfg_.intermediate, H = cfg_.hidden;
+  std::vector<float> mid(static_cast<size_t>(n * I));
+  MatMuls({{x, cfg_.proj_in, &p.fc1, mid.data(), I, n}});
+  for (int64_t t = 0; t < n; ++t) {
+    float* m = mid.data() + t * I;
+    for (int64_t i = 0; i < I; ++i) {
+      const float v = m[i] + p.b1[i];
+      m[i] = v / (1.0f + std::exp(-v));  // SiLU (the talker's hidden_act)
+    }
+  }
+  MatMuls({{mid.data(), I, &p.fc2, out, H, n}});
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < H; ++h) out[t * H + h] += p.b2[h];
+}
+
 void ThinkerModel::Forward(ForwardInput& in, float* logits) {
   std::lock_guard<std::mutex> lock(compute_);
   const ThinkerConfig& c = cfg_;
@@ -436,6 +464,12 @@ void ThinkerModel::Forward(ForwardInput& in, float* logits) {
   auto add_rows = [&]() {
     for (int64_t i = 0; i < T * H; ++i) x[i] += tmp[i];
   };
+  auto capture = [&](int64_t after_layer) {
+    if (!in.capture_out || in.capture_layer != after_layer + 1) return;
+    for (size_t i = 0; i < in.capture_rows.size(); ++i)
+      std::memcpy(in.capture_out + i * H, x + in.capture_rows[i] * H, static_cast<size_t>(H) * 4);
+  };
+  capture(-1);
   for (int64_t l = 0; l < c.layers; ++l) {
     const Layer& L = layers_[l];
     norm_rows(L.in_norm);
@@ -447,6 +481,7 @@ void ThinkerModel::Forward(ForwardInput& in, float* logits) {
     norm_rows(L.post_norm);
     Mlp(L, xn.data(), T, tmp.data());
     add_rows();
+    capture(l);
     if (l < static_cast<int64_t>(in.ds_layers.size())) {
       const std::vector<float>& add = in.ds_layers[l];
       for (size_t i = 0; i < in.ds_rows.size(); ++i) {

@@ -48,6 +48,10 @@ struct ThinkerConfig {
   // `head`). Empty heads: lm_head.weight, or the first embedding when tie_embeddings.
   std::vector<std::string> embed_tensors{"model.embed_tokens.weight"};
   std::vector<std::string> head_tensors;
+  // Talker only: 2-layer MLPs (prefix.linear_fc1 proj_in -> intermediate, SiLU, prefix.linear_fc2 ->
+  // hidden, both with bias) that map thinker states into the talker (text_projection, hidden_projection).
+  std::vector<std::string> projections;
+  int64_t proj_in = 0;
 };
 
 struct TensorRef {
@@ -92,6 +96,12 @@ struct ForwardInput {
   std::vector<int64_t> logit_rows;  // rows whose logits are produced, in this order
   int head = 0;                     // output head (index into head_tensors)
   float* hidden_out = nullptr;      // when set: logit_rows.size() x hidden final-normed states
+  // When capture_out is set: the residual stream of capture_rows after decoder layer capture_layer - 1
+  // (before its DeepStack addition; 0 = the input embeddings), i.e. transformers'
+  // hidden_states[capture_layer], capture_rows.size() x hidden.
+  int64_t capture_layer = 0;
+  std::vector<int64_t> capture_rows;
+  float* capture_out = nullptr;
 };
 
 class ThinkerModel {
@@ -105,6 +115,9 @@ class ThinkerModel {
   int64_t heads() const { return static_cast<int64_t>(heads_.size()); }
   // Runs the decoder over the rows; logits: logit_rows.size() x vocab. Thread-safe (serialised).
   void Forward(ForwardInput& in, float* logits);
+  // Projection MLP `which` (config().projections) over n rows of proj_in floats -> n x hidden.
+  void Project(int which, const float* x, int64_t n, float* out);
+  int64_t projections() const { return static_cast<int64_t>(projs_.size()); }
 
  private:
   struct Layer {
@@ -128,8 +141,14 @@ class ThinkerModel {
   void Attention(ForwardInput& in, const Layer& L, int64_t layer, float* q, float* k, float* v, float* out);
   void Mlp(const Layer& L, const float* xn, int64_t T, float* out);
 
+  struct Projection {
+    Matrix fc1, fc2;
+    std::vector<float> b1, b2;
+  };
+
   ThinkerConfig cfg_;
   std::vector<std::unique_ptr<MappedFile>> files_;
+  std::vector<Projection> projs_;
   std::vector<Matrix> embeds_, heads_;
   std::vector<float> final_norm_, inv_freq_;
   std::vector<int> freq_row_;  // rotary row (0 t, 1 h, 2 w) of each frequency
