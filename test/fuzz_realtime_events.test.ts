@@ -41,23 +41,41 @@ function eventOf(dialect: Dialect): fc.Arbitrary<unknown> {
   ).map(({ type, fields }) => (type === undefined ? fields : { type, ...fields }));
 }
 
+/** An event of exactly `type` with random fields under the keys events use. */
+function eventOfType(type: string): fc.Arbitrary<unknown> {
+  const known = ['session', 'audio', 'image', 'item', 'item_id', 'content_index', 'audio_end_ms', 'previous_item_id', 'response', 'response_id', 'event_id'];
+  return fc.dictionary(fc.constantFrom(...known), jsonValue, { maxKeys: 4 }).map((fields) => ({ type, ...fields }));
+}
+
+function checkParse(dialect: Dialect, event: unknown): void {
+  const config = dialect.initialConfig(base);
+  try {
+    const cmd = dialect.parse(event, config);
+    expect(typeof cmd.type).toBe('string');
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProtocolError);
+    const e = err as ProtocolError;
+    expect(e.message.length).toBeGreaterThan(0);
+    expect(e.errorType).toMatch(/^(invalid_request_error|server_error)$/);
+  }
+}
+
+// 10,000 cases per event type and dialect (issue 11): the parser either returns a command or
+// throws a coded ProtocolError, whatever the fields hold.
 describe('dialect parsers under arbitrary input', () => {
   for (const dialect of DIALECTS) {
-    it(`${dialect.name}: every value parses to a command or a coded ProtocolError with a param or message`, () => {
-      const config = dialect.initialConfig(base);
+    for (const type of dialect.clientEventTypes) {
+      it(`${dialect.name} ${type}: 10,000 random events parse to a command or a coded ProtocolError`, () => {
+        fc.assert(
+          fc.property(eventOfType(type), (event) => checkParse(dialect, event)),
+          { numRuns: 10_000 },
+        );
+      });
+    }
+    it(`${dialect.name}: arbitrary JSON values and unknown types are refused with coded errors`, () => {
       fc.assert(
-        fc.property(fc.oneof(jsonValue, eventOf(dialect)), (event) => {
-          try {
-            const cmd = dialect.parse(event, config);
-            expect(typeof cmd.type).toBe('string');
-          } catch (err) {
-            expect(err).toBeInstanceOf(ProtocolError);
-            const e = err as ProtocolError;
-            expect(e.message.length).toBeGreaterThan(0);
-            expect(e.errorType).toMatch(/^(invalid_request_error|server_error)$/);
-          }
-        }),
-        { numRuns: 3000 },
+        fc.property(fc.oneof(jsonValue, eventOf(dialect)), (event) => checkParse(dialect, event)),
+        { numRuns: 10_000 },
       );
     });
   }
