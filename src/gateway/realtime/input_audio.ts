@@ -95,6 +95,13 @@ export class InputAudio {
     return out;
   }
 
+  /** Takes whatever the buffer holds, however short (an idle-timeout turn), and empties it. */
+  takeBuffered(): Float32Array {
+    const out = this.take(this.bufferStart, this.total);
+    this.dropBefore(this.total);
+    return out;
+  }
+
   /** Takes [start, end) (a VAD turn) and drops everything before `end`. */
   commitRange(startSample: number, endSample: number): Float32Array {
     const out = this.take(Math.max(startSample, this.bufferStart), Math.min(endSample, this.total));

@@ -209,7 +209,12 @@ export type ServerEvent =
   | (Ev<'conversation.item.truncated'> & { item_id: string; content_index: number; audio_end_ms: number })
   | (Ev<'conversation.item.deleted'> & { item_id: string })
   | (Ev<'conversation.item.input_audio_transcription.delta'> & { item_id: string; content_index: number; delta: string })
-  | (Ev<'conversation.item.input_audio_transcription.completed'> & { item_id: string; content_index: number; transcript: string })
+  | (Ev<'conversation.item.input_audio_transcription.completed'> & {
+      item_id: string;
+      content_index: number;
+      transcript: string;
+      usage: { type: 'tokens'; input_tokens: number; output_tokens: number; total_tokens: number } | { type: 'duration'; seconds: number };
+    })
   | (Ev<'conversation.item.input_audio_transcription.failed'> & { item_id: string; content_index: number; error: ProtocolErrorBody })
   | (Ev<'input_audio_buffer.committed'> & { item_id: string; previous_item_id: string | null })
   | Ev<'input_audio_buffer.cleared'>

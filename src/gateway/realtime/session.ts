@@ -6,9 +6,10 @@
 import type { VadEvent } from '../../codecs/audio/vad_detector.js';
 import { encodeAudioOutput } from '../../codecs/audio/output_encoder.js';
 import type { QwenTokenizer } from '../../codecs/text/tokenizer.js';
-import type { InputMessage } from '../../fusion/model_input.js';
+import { buildModelInput, type InputMessage } from '../../fusion/model_input.js';
 import type { RuntimeBackend, RuntimeCapabilities } from '../../runtime/contract.js';
 import { EngineContext } from '../engine_context.js';
+import { streamReply } from '../reply.js';
 import { Conversation } from './conversation.js';
 import { newId } from './ids.js';
 import { InputAudio } from './input_audio.js';
@@ -96,6 +97,11 @@ export class RealtimeSession {
   private queued = 0;
   private audioOutputStarted = false;
   private closed = false;
+  /** turn_detection.idle_timeout_ms: armed when a response ends, cleared by speech or a new response. */
+  private idleTimer: NodeJS.Timeout | undefined;
+  private idleFromMs = 0;
+  /** Input transcriptions running on their own engine sessions (cancelled on close). */
+  private readonly transcribing = new Set<EngineContext>();
 
   constructor(private readonly options: RealtimeSessionOptions) {
     this.config = options.config;
@@ -150,6 +156,8 @@ export class RealtimeSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.disarmIdle();
+    for (const t of this.transcribing) t.session.cancel();
     this.active?.cancel('client_cancelled');
     for (const r of this.outOfBand) r.cancel('client_cancelled');
     this.input.close();
@@ -260,6 +268,7 @@ export class RealtimeSession {
     }
     this.input.configure(next.inputFormat, next.turnDetection);
     this.config = next;
+    if (!next.turnDetection?.idleTimeoutMs) this.disarmIdle();
     this.options.send({ type: 'session.updated', session: this.config });
   }
 
@@ -302,6 +311,7 @@ export class RealtimeSession {
     this.announceItem(item, previous);
     // Features are computed now, while nothing waits on them.
     void this.media.featurize(audio, this.config.inputFormat, 'item').catch(() => undefined);
+    if (this.config.transcription) void this.transcribe(itemId, audio, samples.length);
     if (auto && this.config.turnDetection?.createResponse) {
       if (this.active) this.pendingAutoResponse = true;
       else void this.startResponse({}).catch((err: unknown) => this.sendError(err, null));
@@ -406,6 +416,7 @@ export class RealtimeSession {
 
   private async startResponse(o: ResponseOverrides): Promise<void> {
     const c = this.config;
+    if (o.conversation !== 'none') this.disarmIdle();
     const outOfBand = o.conversation === 'none';
     const state: ResponseState = {
       id: newId('resp'),
@@ -455,6 +466,7 @@ export class RealtimeSession {
     if (this.active !== run) return;
     this.active = undefined;
     if (this.closed) return;
+    this.armIdle();
     // A context that failed to open was already reported (the response failed, the socket closes):
     // there is nothing to count, and the rejection must not go unhandled.
     void this.context
@@ -500,6 +512,7 @@ export class RealtimeSession {
   private onVad(e: VadEvent): void {
     const t = this.config.turnDetection;
     if (e.type === 'speech_started') {
+      this.disarmIdle();
       this.turnItemId = newId('item');
       this.options.send({ type: 'input_audio_buffer.speech_started', item_id: this.turnItemId, audio_start_ms: Math.round(e.audioStartMs) });
       const run = this.active;
@@ -516,6 +529,99 @@ export class RealtimeSession {
   }
 
   private pendingStart = 0;
+
+  // ------------------------------------------------------------------------------------------
+  // Idle timeout (turn_detection.idle_timeout_ms): no speech for that long after a response ends
+  // gives `input_audio_buffer.timeout_triggered` for the silent span, commits what the buffer
+  // holds as the user's turn (OpenAI commits it even if silent) and responds, so the model can
+  // prompt the user to go on. Wall-clock time, as OpenAI counts it from the end of the response.
+
+  private armIdle(): void {
+    this.disarmIdle();
+    const ms = this.config.turnDetection?.idleTimeoutMs;
+    if (!ms) return;
+    this.idleFromMs = this.input.totalMs;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      this.enqueue(null, () => this.onIdle());
+    }, ms);
+  }
+
+  private disarmIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  private onIdle(): void {
+    const t = this.config.turnDetection;
+    if (this.closed || !t?.idleTimeoutMs || this.active || this.input.speaking) return;
+    const itemId = newId('item');
+    this.options.send({ type: 'input_audio_buffer.timeout_triggered', item_id: itemId, audio_start_ms: Math.round(this.idleFromMs), audio_end_ms: Math.round(this.input.totalMs) });
+    const samples = this.input.takeBuffered();
+    // Under 10 ms cannot be featurized: respond without a new user item then.
+    if (samples.length >= 160) this.commitTurn(itemId, samples, true);
+    else if (t.createResponse) void this.startResponse({}).catch((err: unknown) => this.sendError(err, null));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Input transcription (audio.input.transcription): the committed audio is transcribed by the
+  // model itself on its own engine session, off the conversation, streaming
+  // `...input_audio_transcription.delta` then exactly one `completed` (or one `failed`). It runs
+  // beside responses, so its events may interleave with theirs (§7.9).
+
+  private async transcribe(itemId: string, part: ContentPart & { type: 'input_audio' }, samples16k: number): Promise<void> {
+    const t = this.config.transcription!;
+    let ctx: EngineContext | undefined;
+    let text = '';
+    try {
+      const audio = await this.media.featurize(part, this.config.inputFormat, 'item');
+      let prompt = 'Transcribe the audio verbatim. Reply with the transcript only.';
+      if (t.language) prompt += ` The language is ${t.language}.`;
+      if (t.prompt) prompt += ` Context: ${t.prompt}`;
+      const plan = await buildModelInput([{ role: 'user', content: [audio, { type: 'text', text: prompt }] }], { enableThinking: false });
+      ctx = new EngineContext(await this.options.runtime.open());
+      this.transcribing.add(ctx);
+      if (this.closed) return;
+      await ctx.sync(plan);
+      // About 4 tokens per second of speech is typical; the bound keeps a babbling model short.
+      const maxTokens = Math.min(448, 16 + Math.ceil((samples16k / 16_000) * 8));
+      const contentIndex = this.contentIndexOf(itemId, part);
+      let usage = { type: 'tokens' as const, input_tokens: plan.length, output_tokens: 0, total_tokens: plan.length };
+      for await (const e of streamReply(ctx, this.options.tokenizer, { maxTokens })) {
+        if (e.type === 'text' && e.delta) {
+          text += e.delta;
+          if (!this.closed) this.options.send({ type: 'conversation.item.input_audio_transcription.delta', item_id: itemId, content_index: contentIndex, delta: e.delta });
+        } else if (e.type === 'done') {
+          if (e.reason === 'cancelled') throw new Error('transcription cancelled');
+          const { promptTokens, outputTokens } = e.usage;
+          usage = { type: 'tokens', input_tokens: promptTokens, output_tokens: outputTokens, total_tokens: promptTokens + outputTokens };
+        }
+      }
+      if (this.closed) return;
+      part.transcript = text;
+      this.options.send({ type: 'conversation.item.input_audio_transcription.completed', item_id: itemId, content_index: contentIndex, transcript: text, usage });
+    } catch (err) {
+      if (this.closed) return;
+      this.options.send({
+        type: 'conversation.item.input_audio_transcription.failed',
+        item_id: itemId,
+        content_index: this.contentIndexOf(itemId, part),
+        error: new ProtocolError('transcription_failed', `input audio transcription failed: ${(err as Error).message}`, null, 'server_error').body(null),
+      });
+    } finally {
+      if (ctx) {
+        this.transcribing.delete(ctx);
+        ctx.session.close();
+      }
+    }
+  }
+
+  /** Index of the audio part in its item (frames committed with the turn come before it). */
+  private contentIndexOf(itemId: string, part: ContentPart): number {
+    const item = this.conversation.get(itemId);
+    const i = item?.type === 'message' ? item.content.indexOf(part) : -1;
+    return i < 0 ? 0 : i;
+  }
 
   private bargeIn(run: ResponseRun, reason: CancelReason, detectedAtMs: number): void {
     run.cancel(reason);
