@@ -5,7 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SETTINGS, type SettingKey } from '../config/settings.js';
 import type { GenerateCommand } from './generate.js';
 
-export const COMMANDS = ['serve', 'preprocess', 'demo-model', 'generate', 'inspect'] as const;
+export const COMMANDS = ['serve', 'runtime', 'preprocess', 'demo-model', 'generate', 'inspect'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export class UsageError extends Error {
@@ -30,7 +30,12 @@ export interface CommandLine {
   generate?: GenerateCommand;
   /** `inspect` only. */
   inspect?: { model: string; json: boolean };
+  /** `runtime` only: where the node listens. */
+  runtimeNode?: { host: string; port: number };
 }
+
+/** Settings a runtime node takes (the rest are the gateway's). */
+const RUNTIME_NODE_SETTINGS = new Set(['model', 'model-cache', 'engine-threads', 'runtime-secret', 'node-max-sessions', 'log-level', 'runtime-health-timeout-ms']);
 
 const PREPROCESS_OPTIONS = ['no-generation-prompt'] as const;
 const DEMO_MODEL_OPTIONS = ['size'] as const;
@@ -66,6 +71,7 @@ const options: NonNullable<ParseArgsConfig['options']> = {
   'speech-out': { type: 'string' },
   threads: { type: 'string' },
   json: { type: 'boolean' },
+  listen: { type: 'string' },
 };
 
 /** A non-negative integer from a flag, or a usage error naming it. */
@@ -112,7 +118,8 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     // generate and inspect take --model as the checkpoint to run or read.
     if (name === 'model' && (command === 'generate' || command === 'inspect')) continue;
     if (key && typeof value === 'string') {
-      if (command !== 'serve') throw new UsageError(`option --${name} applies to serve, not ${command}`);
+      if (command === 'runtime' && !RUNTIME_NODE_SETTINGS.has(name)) throw new UsageError(`option --${name} applies to serve, not runtime`);
+      if (command !== 'serve' && command !== 'runtime') throw new UsageError(`option --${name} applies to serve, not ${command}`);
       flags[key] = value;
     }
     if (command !== 'preprocess' && (PREPROCESS_OPTIONS as readonly string[]).includes(name)) {
@@ -131,6 +138,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (name === 'json' && command !== 'generate' && command !== 'inspect') throw new UsageError(`option --json applies to generate and inspect, not ${command}`);
     if (name === 'out' && command !== 'preprocess' && command !== 'demo-model') throw new UsageError(`option --out applies to preprocess and demo-model, not ${command}`);
     if (name === 'input' && command !== 'preprocess' && command !== 'generate') throw new UsageError(`option --input applies to preprocess and generate, not ${command}`);
+    if (name === 'listen' && command !== 'runtime') throw new UsageError(`option --listen applies to runtime, not ${command}`);
   }
   const configFile = values.config;
   const cli: CommandLine = {
@@ -140,6 +148,13 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     ...(typeof configFile === 'string' ? { configFile } : {}),
     flags,
   };
+  if (command === 'runtime' && !cli.help) {
+    const listen = typeof values.listen === 'string' ? values.listen : '127.0.0.1:7000';
+    const m = /^(?:\[([0-9A-Fa-f:.%a-z]+)\]|([A-Za-z0-9.-]+))?:?(\d{1,5})$/.exec(listen);
+    const port = m ? Number(m[3]) : NaN;
+    if (!m || !(port >= 0 && port <= 65535)) throw new UsageError(`--listen must be HOST:PORT (e.g. 0.0.0.0:7000 or [::]:7000), got ${JSON.stringify(listen)}`);
+    cli.runtimeNode = { host: m[1] ?? m[2] ?? '127.0.0.1', port };
+  }
   if (command === 'preprocess' && !cli.help) {
     const { input, out } = values;
     if (typeof input !== 'string') throw new UsageError('preprocess needs --input conversation.json');

@@ -10,6 +10,7 @@ export function helpText(version: string): string {
 
 Usage:
   omni-gateway [serve] [options]      run the gateway (the default command)
+  omni-gateway runtime [--listen HOST:PORT] [--model DIR] [--runtime-secret S] [--node-max-sessions N]
   omni-gateway preprocess --input conversation.json --out model-input.safetensors
                [--fps F] [--video-grid-fps F] [--use-audio-in-video] [--no-generation-prompt]
   omni-gateway demo-model --out DIR [--size tiny|small] [--seed S]
@@ -20,6 +21,13 @@ Usage:
 
 Commands:
   serve        HTTP + WebSocket server: /healthz, /readyz, /metrics
+  runtime      a runtime node: serves the native engine (--model, or the demo checkpoint) to
+               gateways over the binary runtime protocol (docs/runtime-protocol.md) on --listen
+               (default 127.0.0.1:7000; port 0 picks a free one and prints it). Gateways use it
+               with --runtime pool --runtime-nodes ws://HOST:PORT,...; set the same
+               --runtime-secret (better OMNI_RUNTIME_SECRET) on both. Takes --model,
+               --model-cache, --engine-threads, --runtime-secret, --node-max-sessions (the node
+               answers server_busy beyond it), --log-level.
   preprocess   write what the gateway would hand the runtime for a conversation, as safetensors
                with the reference processor's tensor names (input_ids, attention_mask,
                input_features, feature_attention_mask, pixel_values, image_grid_thw,
@@ -32,16 +40,18 @@ Commands:
                  --video-grid-fps F    rate behind video_second_per_grid (default: the real
                                        sampling rate; 1 reproduces transformers' default)
                  --use-audio-in-video  interleave each video's soundtrack with its frames
-  demo-model   write a Qwen3-Omni thinker checkpoint of the real architecture with seeded random
-               weights (bf16, the real vocabulary and ids) as a Hugging Face directory
-               (config.json, model.safetensors). Its words are noise; it exists so the whole
-               path runs on any machine. --size tiny (default, ~40 MB) or small.
+  demo-model   write a Qwen3-Omni checkpoint of the real architecture (thinker with audio and
+               vision encoders, talker, code predictor, code-to-wave) with seeded random weights
+               (bf16, the real vocabulary and ids) as a Hugging Face directory (config.json,
+               model.safetensors). Its words and speech are noise; it exists so the whole path
+               runs on any machine. --size tiny (default, ~51 MB) or small.
   generate     run one reply on the native engine: the conversation is built exactly as
                preprocess builds it (or a model-input .safetensors is taken as is); the reply
                streams to stdout; --json prints one object at the end (prompt_tokens,
                output_token_ids, text, thinking_token_ids, timings). Greedy (the default without
-               --temperature) is deterministic across runs and thread counts. Speech output
-               (--voice, --speech-out) needs the talker, not in this engine yet.
+               --temperature) is deterministic across runs and thread counts. --voice NAME and
+               --speech-out reply.wav speak the reply (24 kHz WAV; --json adds codec_codes,
+               audio_samples and first-audio timings).
   inspect      architecture, parameters (total, active per token), dtypes, memory, special ids,
                voices and tensors the engine would not load; exit 2 when unusable.
 

@@ -74,6 +74,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
       }
     }
     const config = loadConfig({ flags: cli.flags, env, ...(cli.configFile ? { configFile: cli.configFile } : {}) });
+    if (cli.runtimeNode) {
+      const { runRuntimeNode } = await import('./runtime.js');
+      const node = await runRuntimeNode(config, cli.runtimeNode);
+      return await node.exited;
+    }
     // Loaded only when serving, so --help and usage errors answer without loading the server.
     const { serve } = await import('./serve.js');
     const running = await serve(config);

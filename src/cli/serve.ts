@@ -3,6 +3,7 @@ import type { GatewayConfig } from '../config/settings.js';
 import { buildGateway, type Gateway } from '../gateway/app.js';
 import { createRuntime } from '../runtime/create.js';
 import { NativeRuntime } from '../runtime/native.js';
+import { RuntimePool } from '../runtime/pool.js';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -15,6 +16,8 @@ export async function serve(config: GatewayConfig): Promise<RunningGateway> {
   const runtime = createRuntime(config);
   const gateway = await buildGateway({ config, runtime });
   const { app } = gateway;
+  // Per-engine metrics of a runtime pool join the gateway's /metrics.
+  if (runtime instanceof RuntimePool) runtime.metrics.registerOn(gateway.metrics.registry);
   const url = await app.listen({ host: config.host, port: config.port });
   if (runtime instanceof NativeRuntime) {
     // Loads in the background: /readyz answers 503 with the reason until the engine is up.

@@ -19,7 +19,7 @@ const optionalPath = Type.String({ maxLength: 4096 });
 const httpUrl = Type.Union([Type.Literal(''), Type.String({ pattern: '^https?://[^\\s/]+(/\\S*)?$', maxLength: 2048 })]);
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export const RUNTIME_BACKENDS = ['native', 'vllm-omni'] as const;
+export const RUNTIME_BACKENDS = ['native', 'vllm-omni', 'pool'] as const;
 
 export const SETTINGS = {
   host: {
@@ -55,7 +55,7 @@ export const SETTINGS = {
     env: 'OMNI_RUNTIME',
     schema: oneOf(RUNTIME_BACKENDS),
     default: 'native',
-    description: 'Model runtime backend: the in-process native engine, or a vLLM-Omni server',
+    description: 'Model runtime backend: the in-process native engine, a vLLM-Omni server, or a pool of runtime nodes (--runtime-nodes)',
   },
   runtimeUrl: {
     flag: 'runtime-url',
@@ -63,6 +63,27 @@ export const SETTINGS = {
     schema: httpUrl,
     default: '',
     description: 'Base URL of the runtime server (required for vllm-omni), e.g. http://gpu1:8000',
+  },
+  runtimeNodes: {
+    flag: 'runtime-nodes',
+    env: 'OMNI_RUNTIME_NODES',
+    schema: Type.String({ maxLength: 65_536, pattern: '^$|^wss?://[^\\s,/]+/?(,wss?://[^\\s,/]+/?)*$' }),
+    default: '',
+    description: 'Comma-separated ws://host:port URLs of `omni-gateway runtime` nodes (required for pool); a host name resolving to several addresses is one node per address',
+  },
+  runtimeSecret: {
+    flag: 'runtime-secret',
+    env: 'OMNI_RUNTIME_SECRET',
+    schema: Type.String({ maxLength: 4096 }),
+    default: '',
+    description: 'Shared secret between gateways and runtime nodes (set the same on both; empty = none, loopback only); prefer the environment variable to the flag',
+  },
+  nodeMaxSessions: {
+    flag: 'node-max-sessions',
+    env: 'OMNI_NODE_MAX_SESSIONS',
+    schema: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+    default: 0,
+    description: 'Most engine sessions per runtime node (pool: placed by this gateway; runtime command: admitted by the node); when every node is full clients get server_busy (0 = no limit)',
   },
   model: {
     flag: 'model',
@@ -113,6 +134,20 @@ export const SETTINGS = {
     default: '',
     description: 'Comma-separated API keys clients must present (Bearer header or browser subprotocol); empty = no authentication (local use only)',
   },
+  apiKeysFile: {
+    flag: 'api-keys-file',
+    env: 'OMNI_API_KEYS_FILE',
+    schema: optionalPath,
+    default: '',
+    description: 'JSON file of API key digests with per-key limits: {"keys":[{"name","sha256","limits":{"sessions","requestsPerMinute","audioSecondsPerMinute","tokensPerMinute"}}]}',
+  },
+  otlpEndpoint: {
+    flag: 'otlp-endpoint',
+    env: 'OMNI_OTLP_ENDPOINT',
+    schema: httpUrl,
+    default: '',
+    description: 'OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces): per-turn latency spans are exported there; empty = no tracing',
+  },
   clientSecretKey: {
     flag: 'client-secret-key',
     env: 'OMNI_CLIENT_SECRET_KEY',
@@ -152,6 +187,9 @@ export interface GatewayConfig {
   drainTimeoutMs: number;
   runtime: (typeof RUNTIME_BACKENDS)[number];
   runtimeUrl: string;
+  runtimeNodes: string;
+  runtimeSecret: string;
+  nodeMaxSessions: number;
   model: string;
   modelCache: string;
   engineThreads: number;
@@ -159,6 +197,8 @@ export interface GatewayConfig {
   tlsCert: string;
   tlsKey: string;
   apiKeys: string;
+  apiKeysFile: string;
+  otlpEndpoint: string;
   clientSecretKey: string;
   servedModels: string;
   sessionMaxMinutes: number;

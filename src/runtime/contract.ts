@@ -5,7 +5,7 @@ import type { ThinkingSettings } from '../fusion/budget.js';
 import type { Usage } from './generation.js';
 import type { SamplingParams } from './sampling.js';
 
-export type RuntimeKind = 'native' | 'vllm-omni';
+export type RuntimeKind = 'native' | 'vllm-omni' | 'node' | 'pool';
 
 export interface RuntimeHealth {
   /** The backend answered (in-process: the engine is loaded into this process). */

@@ -13,6 +13,10 @@ export const RUNTIME_ERROR_CODES = [
   'cancelled',
   'backend_unsupported',
   'voice_unknown',
+  /** Every engine is full (pool admission control, or a runtime node at its session limit): try again later. */
+  'server_busy',
+  /** A remote serving backend (vLLM-Omni) failed: HTTP error, broken or malformed stream, unreachable, stalled. */
+  'backend_failed',
 ] as const;
 
 export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
