@@ -15,6 +15,11 @@ import { registerHealthRoutes, type ReadinessState } from './health.js';
 import { fastifyLogOptions } from './logger.js';
 import { GatewayMetrics } from './metrics.js';
 import { sharedTokenizer } from '../fusion/model_input.js';
+import { ApiKeys } from './auth/api_keys.js';
+import { httpAuth } from './auth/http_auth.js';
+import { registerDeviceRoutes } from './device/index.js';
+import { CallRegistry, registerDemoRoute, registerWebRtcRoutes } from './webrtc/index.js';
+import { TurnTracer } from './tracing.js';
 import { registerChatRoutes } from './chat/routes.js';
 import { ClientSecrets, registerClientSecretRoute } from './realtime/client_secrets.js';
 import type { RealtimeSession } from './realtime/session.js';
@@ -44,6 +49,8 @@ export class Gateway {
   readonly state: ReadinessState = { draining: false };
   /** Live realtime sessions (every dialect and transport). */
   readonly realtimeSessions = new Set<RealtimeSession>();
+  /** Live WebRTC calls (by `rtc_` id). */
+  readonly calls = new CallRegistry();
   private closing: Promise<ShutdownReport> | undefined;
   private closeReason = 'server shutting down';
   private drained = { closed: 0, terminated: 0 };
@@ -53,7 +60,7 @@ export class Gateway {
     readonly metrics: GatewayMetrics,
     readonly connections: ConnectionRegistry,
     readonly runtime: RuntimeBackend,
-    private readonly config: GatewayConfig,
+    readonly config: GatewayConfig,
   ) {}
 
   /**
@@ -134,9 +141,25 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   registerErrorHandlers(app);
   registerHealthRoutes(app, options.runtime, gateway.state, config.runtimeHealthTimeoutMs);
   const clientSecrets = new ClientSecrets(config.clientSecretKey);
-  registerRealtimeRoutes(app, { config, runtime: options.runtime, connections, sessions: gateway.realtimeSessions });
-  registerClientSecretRoute(app, config, clientSecrets);
-  registerChatRoutes(app, { runtime: options.runtime, tokenizer: sharedTokenizer() });
+  let keys: ApiKeys;
+  try {
+    keys = ApiKeys.load(config.apiKeys, config.apiKeysFile);
+  } catch (err) {
+    throw new ConfigError(`invalid setting ${settingLabel('apiKeysFile')}: ${(err as Error).message}`, 'apiKeysFile');
+  }
+  const tracer = config.otlpEndpoint ? TurnTracer.create(config.otlpEndpoint) : undefined;
+  if (tracer) app.addHook('onClose', () => tracer.close());
+  const calls = registerWebRtcRoutes(app, { config, runtime: options.runtime, secrets: clientSecrets, sessions: gateway.realtimeSessions, calls: gateway.calls });
+  registerDemoRoute(app);
+  registerRealtimeRoutes(app, { config, runtime: options.runtime, connections, sessions: gateway.realtimeSessions, keys, clientSecrets, metrics, calls, ...(tracer ? { tracer } : {}) });
+  registerClientSecretRoute(app, config, clientSecrets, keys);
+  registerDeviceRoutes(app, { config, runtime: options.runtime, connections, tokenizer: sharedTokenizer(), sessions: gateway.realtimeSessions });
+  // A plugin scope, so the key check applies to these routes only (health and metrics stay open).
+  await app.register((scope, _opts, done) => {
+    scope.addHook('preHandler', httpAuth(keys, clientSecrets));
+    registerChatRoutes(scope, { runtime: options.runtime, tokenizer: sharedTokenizer() });
+    done();
+  });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();

@@ -42,7 +42,7 @@ export function invalidRequest(code: string, message: string, param: string | nu
 /** Codec failures that are the server's, not the input's. */
 const SERVER_CODEC_CODES: ReadonlySet<CodecErrorCode> = new Set(['ffmpeg_unavailable', 'ffmpeg_failed', 'tokenizer_unavailable', 'vad_model_unavailable', 'vad_overloaded']);
 /** Runtime failures that are the server's. */
-const SERVER_RUNTIME_CODES: ReadonlySet<RuntimeErrorCode> = new Set(['engine_failed', 'session_closed', 'session_busy', 'backend_unsupported', 'cancelled']);
+const SERVER_RUNTIME_CODES: ReadonlySet<RuntimeErrorCode> = new Set(['engine_failed', 'session_closed', 'session_busy', 'backend_unsupported', 'backend_failed', 'server_busy', 'cancelled']);
 
 /**
  * Any error to a ChatError. `param` names the request field the failing input came from; it

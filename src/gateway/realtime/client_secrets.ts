@@ -69,8 +69,7 @@ function badRequest(message: string, param: string | null): ReturnType<typeof er
 }
 
 /** `POST /v1/realtime/client_secrets`: needs a real API key (not an ephemeral one). */
-export function registerClientSecretRoute(app: FastifyInstance, config: GatewayConfig, secrets: ClientSecrets): void {
-  const keys = ApiKeys.parse(config.apiKeys);
+export function registerClientSecretRoute(app: FastifyInstance, config: GatewayConfig, secrets: ClientSecrets, keys: ApiKeys = ApiKeys.parse(config.apiKeys)): void {
   const models = new Set(config.servedModels.split(','));
   app.post('/v1/realtime/client_secrets', async (request, reply) => {
     const key = presentedKey(request.headers);

@@ -4,7 +4,9 @@
 import { AudioInputDecoder } from '../../codecs/audio/input_decoder.js';
 import { logMelFeatures } from '../../codecs/audio/mel.js';
 import { imageToPatches } from '../../codecs/image/patches.js';
+import { encodeWav } from '../../codecs/audio/wav.js';
 import type { InputMedia, InputMessage, InputPart } from '../../fusion/model_input.js';
+import type { TurnMessage, TurnPart } from '../../runtime/contract.js';
 import type { ToolCall } from '../../fusion/template.js';
 import { ProtocolError, type AudioFormat, type ContentPart, type ConversationItem } from './model.js';
 
@@ -15,6 +17,22 @@ export class MediaCache {
   private readonly media = new WeakMap<ContentPart, Promise<InputMedia>>();
 
   constructor(private readonly samples: SampleStore) {}
+
+  /** 16 kHz samples of an audio part (decoded from the client's format once). */
+  audioSamples(part: ContentPart & { type: 'input_audio' }, format: AudioFormat, where: string): Float32Array {
+    let samples = this.samples.get(part);
+    if (!samples) {
+      if (!part.audio || part.audio.length === 0) throw new ProtocolError('invalid_value', 'the audio content part is empty', `${where}.audio`);
+      const decoder = new AudioInputDecoder({ format: format.encoding, sampleRate: format.rate });
+      const head = decoder.push(part.audio);
+      const tail = decoder.end();
+      samples = new Float32Array(head.length + tail.length);
+      samples.set(head);
+      samples.set(tail, head.length);
+      this.samples.set(part, samples);
+    }
+    return samples;
+  }
 
   /** Features or patches of a part (computed once; a failure is not cached). */
   featurize(part: ContentPart & { type: 'input_audio' | 'input_image' }, inputFormat: AudioFormat, where: string): Promise<InputMedia> {
@@ -28,17 +46,7 @@ export class MediaCache {
   }
 
   private async audio(part: ContentPart & { type: 'input_audio' }, format: AudioFormat, where: string): Promise<InputMedia> {
-    let samples = this.samples.get(part);
-    if (!samples) {
-      if (!part.audio || part.audio.length === 0) throw new ProtocolError('invalid_value', 'the audio content part is empty', `${where}.audio`);
-      const decoder = new AudioInputDecoder({ format: format.encoding, sampleRate: format.rate });
-      const head = decoder.push(part.audio);
-      const tail = decoder.end();
-      samples = new Float32Array(head.length + tail.length);
-      samples.set(head);
-      samples.set(tail, head.length);
-      this.samples.set(part, samples);
-    }
+    const samples = this.audioSamples(part, format, where);
     if (samples.length < 160) throw new ProtocolError('invalid_value', 'the audio content part is shorter than 10 ms', `${where}.audio`);
     const mel = await logMelFeatures(samples);
     return { type: 'audio', features: mel.data, frames: mel.frames, key: part };
@@ -98,6 +106,44 @@ export async function toInputMessages(
       }
     }
     // Assistant and system turns are text; a string keeps the template's reasoning rule intact.
+    const textOnly = parts.every((p) => p.type === 'text');
+    out.push({ role: item.role, content: textOnly ? parts.map((p) => (p as { text: string }).text).join('') : parts });
+  }
+  return out;
+}
+
+/**
+ * The conversation as whole-turn messages for engines that take media rather than features
+ * (vLLM-Omni): audio as 16 kHz WAV, images as their bytes, calls and outputs in OpenAI shape.
+ */
+export function toTurnMessages(items: readonly ConversationItem[], instructions: string, cache: MediaCache, inputFormat: AudioFormat): TurnMessage[] {
+  const out: TurnMessage[] = [];
+  if (instructions) out.push({ role: 'system', content: instructions });
+  for (const [i, item] of items.entries()) {
+    if (item.type === 'function_call') {
+      const call = { id: item.callId, name: item.name, arguments: item.arguments };
+      const last = out.at(-1);
+      if (last?.role === 'assistant' && last.toolCalls) last.toolCalls.push(call);
+      else out.push({ role: 'assistant', content: '', toolCalls: [call] });
+      continue;
+    }
+    if (item.type === 'function_call_output') {
+      out.push({ role: 'tool', content: item.output, toolCallId: item.callId });
+      continue;
+    }
+    const parts: TurnPart[] = item.content.map((part, j): TurnPart => {
+      switch (part.type) {
+        case 'input_text':
+        case 'output_text':
+          return { type: 'text', text: part.text };
+        case 'output_audio':
+          return { type: 'text', text: part.transcript };
+        case 'input_audio':
+          return { type: 'audio', wav: encodeWav(cache.audioSamples(part, inputFormat, `item[${i}].content[${j}]`), 16_000) };
+        case 'input_image':
+          return { type: 'image', bytes: part.image, mime: part.mime === 'image/png' ? 'image/png' : 'image/jpeg' };
+      }
+    });
     const textOnly = parts.every((p) => p.type === 'text');
     out.push({ role: item.role, content: textOnly ? parts.map((p) => (p as { text: string }).text).join('') : parts });
   }

@@ -7,12 +7,14 @@ import { AudioOutputEncoder } from '../../codecs/audio/output_encoder.js';
 import type { QwenTokenizer } from '../../codecs/text/tokenizer.js';
 import { buildModelInput, type InputMessage, type ModelInputPlan } from '../../fusion/model_input.js';
 import type { ToolDefinition } from '../../fusion/template.js';
+import type { TurnEvent, TurnMessage, TurnRequest } from '../../runtime/contract.js';
 import type { SamplingParams } from '../../runtime/sampling.js';
 import type { EngineContext } from '../engine_context.js';
-import { streamReply } from '../reply.js';
+import { streamReply, type ReplyEvent } from '../reply.js';
 import { newId } from './ids.js';
 import type { ConversationItem, FunctionTool, ResponseState, ResponseUsage, ServerEvent, ThinkingConfig, ToolChoice } from './model.js';
 import { PlaybackClock } from './playback.js';
+import type { TurnTrace } from '../turn_trace.js';
 
 /** Cap for `max_output_tokens: "inf"`: a reply longer than this is cut (status incomplete). */
 export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
@@ -23,6 +25,8 @@ export interface ResponsePlan {
   state: ResponseState;
   /** The model's view of the input (conversation or the response's own input). */
   messages: () => Promise<InputMessage[]>;
+  /** The same input as whole-turn messages, for engines that take media (vLLM-Omni). */
+  turnMessages: () => TurnMessage[];
   tools: FunctionTool[];
   toolChoice: ToolChoice;
   thinking: ThinkingConfig | null;
@@ -36,11 +40,15 @@ export interface ResponseHooks {
   addItem: (item: ConversationItem) => { previousItemId: string | null } | undefined;
   /** The engine context to run on (waits for the runtime). */
   context: () => Promise<EngineContext>;
+  /** Set when the runtime takes whole turns instead of token-level sessions. */
+  turn?: (request: TurnRequest) => AsyncGenerator<TurnEvent>;
   tokenizer: QwenTokenizer;
   /** Audio lead over real time, ms. */
   playbackLeadMs: number;
   /** Records an assistant item's spoken audio (for retrieve and truncate). */
   keepAudio: (itemId: string, clock: PlaybackClock) => void;
+  /** Where this turn's latency goes (finished at the first audio sent, or at the end). */
+  trace?: TurnTrace;
 }
 
 interface OpenMessage {
@@ -83,6 +91,8 @@ function countTokens(plan: ModelInputPlan): { audio: number; image: number } {
 
 export class ResponseRun {
   private cancelReason: CancelReason | undefined;
+  /** Aborts a whole-turn request (closes its HTTP stream). */
+  private readonly abort = new AbortController();
   private context: EngineContext | undefined;
   private message: OpenMessage | undefined;
   private outputIndex = 0;
@@ -119,6 +129,7 @@ export class ResponseRun {
     this.cancelledAt = performance.now();
     this.message?.clock?.stop();
     this.context?.session.cancel();
+    this.abort.abort();
   }
 
   /** Stops the audio still queued for the client (output_audio_buffer.clear), keeping the text. */
@@ -135,27 +146,52 @@ export class ResponseRun {
     this.emit({ type: 'response.created', response: { ...state, output: [] } });
     let usage: ResponseUsage | null = null;
     let finish: 'stop' | 'length' | 'cancelled' | undefined;
+    const trace = this.hooks.trace;
     try {
-      const messages = await this.plan.messages();
-      const built = await buildModelInput(messages, {
-        ...(this.plan.tools.length > 0 && this.plan.toolChoice !== 'none' ? { tools: toolDefinitions(this.plan.tools) } : {}),
-        enableThinking: this.plan.thinking?.enabled ?? false,
-      });
-      if (this.cancelReason) throw new Cancelled();
-      this.context = await this.hooks.context();
-      if (this.cancelReason) throw new Cancelled();
-      const synced = await this.context.sync(built);
-      if (this.cancelReason) throw new Cancelled();
       const speak = state.outputModalities.includes('audio');
       const maxTokens = state.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
-      const media = countTokens(built);
+      let replies: AsyncGenerator<ReplyEvent>;
+      let inputUsage: ResponseUsage['input'] | undefined;
+      if (this.hooks.turn) {
+        const messages = this.plan.turnMessages();
+        trace?.mark('features');
+        replies = turnReplies(
+          this.hooks.turn({
+            messages,
+            ...(this.plan.tools.length > 0 && this.plan.toolChoice !== 'none' ? { tools: toolDefinitions(this.plan.tools) } : {}),
+            maxTokens,
+            sampling: samplingOf(state.sampling),
+            ...(speak ? { speech: { voice: this.plan.voice } } : {}),
+            signal: this.abort.signal,
+          }),
+        );
+      } else {
+        const messages = await this.plan.messages();
+        trace?.mark('features');
+        const built = await buildModelInput(messages, {
+          ...(this.plan.tools.length > 0 && this.plan.toolChoice !== 'none' ? { tools: toolDefinitions(this.plan.tools) } : {}),
+          enableThinking: this.plan.thinking?.enabled ?? false,
+        });
+        trace?.mark('fusion');
+        if (this.cancelReason) throw new Cancelled();
+        this.context = await this.hooks.context();
+        trace?.mark('queue');
+        if (this.cancelReason) throw new Cancelled();
+        const synced = await this.context.sync(built);
+        trace?.mark('prefill');
+        if (this.cancelReason) throw new Cancelled();
+        const media = countTokens(built);
+        inputUsage = { text: built.length - media.audio - media.image, audio: media.audio, image: media.image, cached: synced.reused };
+        replies = streamReply(this.context, this.hooks.tokenizer, {
+          maxTokens,
+          sampling: samplingOf(state.sampling),
+          thinking: this.plan.thinking ?? { enabled: false, budgetTokens: null },
+          ...(speak ? { speech: { voice: this.plan.voice } } : {}),
+        });
+      }
       let audioMs = 0;
-      for await (const e of streamReply(this.context, this.hooks.tokenizer, {
-        maxTokens,
-        sampling: samplingOf(state.sampling),
-        thinking: this.plan.thinking ?? { enabled: false, budgetTokens: null },
-        ...(speak ? { speech: { voice: this.plan.voice } } : {}),
-      })) {
+      for await (const e of replies) {
+        if (e.type !== 'done') trace?.mark('first_token');
         if (e.type === 'text') {
           const m = this.openMessage(speak);
           m.text += e.delta;
@@ -166,8 +202,10 @@ export class ResponseRun {
           });
         } else if (e.type === 'audio') {
           if (this.cancelReason) continue;
+          trace?.mark('first_audio_chunk');
           const m = this.openMessage(speak);
           const bytes = m.encoder!.push(e.samples);
+          trace?.mark('encode');
           audioMs += (e.samples.length / 24_000) * 1000;
           m.clock!.push({ bytes, ms: (e.samples.length / 24_000) * 1000, textEnd: e.textEnd, samples: e.samples });
         } else if (e.type === 'tool_call') {
@@ -179,7 +217,7 @@ export class ResponseRun {
             inputTokens: e.usage.promptTokens,
             outputTokens: e.usage.outputTokens,
             totalTokens: e.usage.promptTokens + e.usage.outputTokens,
-            input: { text: built.length - media.audio - media.image, audio: media.audio, image: media.image, cached: synced.reused },
+            input: inputUsage ?? { text: e.usage.promptTokens, audio: 0, image: 0, cached: 0 },
             output: { text: e.usage.outputTokens, audio: Math.round(audioMs / 80) },
           };
         }
@@ -235,6 +273,10 @@ export class ResponseRun {
           if (chunk.bytes.length === 0) return;
           this.lastAudioAt = performance.now();
           this.emit({ type: 'response.output_audio.delta', ...this.loc(m), audio: chunk.bytes });
+          if (this.hooks.trace) {
+            this.hooks.trace.mark('send');
+            this.hooks.trace.finish();
+          }
         },
       });
       this.hooks.keepAudio(item.id, m.clock);
@@ -290,6 +332,7 @@ export class ResponseRun {
   }
 
   private finish(result: Pick<ResponseState, 'status' | 'statusDetails'>, usage: ResponseUsage | null): void {
+    this.hooks.trace?.finish();
     const state = this.plan.state;
     state.status = result.status;
     state.statusDetails = result.statusDetails;
@@ -299,3 +342,20 @@ export class ResponseRun {
 }
 
 class Cancelled extends Error {}
+
+/** A whole-turn engine's events as reply events (text length so far marks what audio covers). */
+async function* turnReplies(events: AsyncGenerator<TurnEvent>): AsyncGenerator<ReplyEvent> {
+  let text = 0;
+  for await (const e of events) {
+    if (e.type === 'text') {
+      text += e.delta.length;
+      yield e;
+    } else if (e.type === 'audio') {
+      yield { type: 'audio', samples: e.samples, sampleOffset: e.sampleOffset, textEnd: text };
+    } else if (e.type === 'tool_call') {
+      yield e;
+    } else {
+      yield { type: 'done', reason: e.reason === 'tool_calls' ? 'stop' : e.reason, usage: { promptTokens: e.usage.promptTokens, outputTokens: e.usage.outputTokens, thinkingTokens: 0 } };
+    }
+  }
+}

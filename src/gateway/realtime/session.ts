@@ -7,13 +7,13 @@ import type { VadEvent } from '../../codecs/audio/vad_detector.js';
 import { encodeAudioOutput } from '../../codecs/audio/output_encoder.js';
 import type { QwenTokenizer } from '../../codecs/text/tokenizer.js';
 import { buildModelInput, type InputMessage } from '../../fusion/model_input.js';
-import type { RuntimeBackend, RuntimeCapabilities } from '../../runtime/contract.js';
+import type { RuntimeBackend, RuntimeCapabilities, TurnMessage, TurnRequest } from '../../runtime/contract.js';
 import { EngineContext } from '../engine_context.js';
 import { streamReply } from '../reply.js';
 import { Conversation } from './conversation.js';
 import { newId } from './ids.js';
 import { InputAudio } from './input_audio.js';
-import { MediaCache, toInputMessages, type SampleStore } from './media.js';
+import { MediaCache, toInputMessages, toTurnMessages, type SampleStore } from './media.js';
 import {
   ProtocolError,
   type ClientCommand,
@@ -27,6 +27,8 @@ import {
   type SessionPatch,
 } from './model.js';
 import type { PlaybackClock } from './playback.js';
+import type { KeyUsage } from '../auth/key_limits.js';
+import type { TurnTrace } from '../turn_trace.js';
 import { ResponseRun, type CancelReason } from './response.js';
 
 /** OpenAI's built-in voice names: accepted as the model's default voice so OpenAI clients work unchanged. */
@@ -66,6 +68,10 @@ export interface RealtimeSessionOptions {
   imagesNeedAudio?: boolean;
   /** Observes barge-ins: speech start detected -> response cancelled (for metrics). */
   onBargeIn?: (info: { detectedAt: number; responseId: string }) => void;
+  /** The API key's usage limits (requests, input audio, tokens), when the key has any. */
+  keyUsage?: KeyUsage;
+  /** A latency trace for a response whose turn ended at `startedAt` (performance.now() clock). */
+  newTrace?: (responseId: string, startedAt: number) => TurnTrace;
 }
 
 interface AssistantAudio {
@@ -120,8 +126,16 @@ export class RealtimeSession {
   start(): void {
     this.options.send({ type: 'session.created', session: this.config });
     this.capabilities().catch(() => undefined);
+    // Whole-turn engines (vLLM-Omni) have no session to warm up.
+    if (this.options.runtime.turn) return;
     this.engineContext().catch((err: unknown) => {
       if (this.closed) return;
+      // Every engine is full (a runtime pool's admission control): try again later.
+      if ((err as { code?: string }).code === 'server_busy') {
+        this.sendError(new ProtocolError('server_busy', (err as Error).message, null, 'server_error'), null);
+        this.options.close(1013, 'server_busy');
+        return;
+      }
       const e = err as Error;
       this.sendError(new ProtocolError('server_error', `the model is not available: ${e.message}`, null, 'server_error'), null);
       this.options.close(1011, 'server_error.server_error');
@@ -210,6 +224,7 @@ export class RealtimeSession {
       case 'session.update':
         return this.update(c.patch);
       case 'input_audio_buffer.append':
+        this.options.keyUsage?.audioSeconds(c.audio.length / bytesPerSecond(this.config.inputFormat));
         this.input.append(c.audio);
         this.audioAppended = true;
         return;
@@ -300,7 +315,7 @@ export class RealtimeSession {
   }
 
   /** A finished user turn: its item (pending frames, then the audio), events, and maybe a response. */
-  private commitTurn(itemId: string, samples: Float32Array, auto = false): void {
+  private commitTurn(itemId: string, samples: Float32Array, auto = false, turnEndedAt = performance.now()): void {
     const audio: ContentPart & { type: 'input_audio' } = { type: 'input_audio', transcript: null };
     this.samples.set(audio, samples);
     const images: ContentPart[] = this.pendingImages.map((image) => ({ type: 'input_image', image, mime: sniffMime(image), detail: 'auto' }));
@@ -314,7 +329,7 @@ export class RealtimeSession {
     if (this.config.transcription) void this.transcribe(itemId, audio, samples.length);
     if (auto && this.config.turnDetection?.createResponse) {
       if (this.active) this.pendingAutoResponse = true;
-      else void this.startResponse({}).catch((err: unknown) => this.sendError(err, null));
+      else void this.startResponse({}, turnEndedAt).catch((err: unknown) => this.sendError(err, null));
     }
   }
 
@@ -414,7 +429,9 @@ export class RealtimeSession {
     await this.startResponse(overrides);
   }
 
-  private async startResponse(o: ResponseOverrides): Promise<void> {
+  private async startResponse(o: ResponseOverrides, startedAt = performance.now()): Promise<void> {
+    // Every response counts against the key's request budget, automatic ones included.
+    this.options.keyUsage?.request();
     const c = this.config;
     if (o.conversation !== 'none') this.disarmIdle();
     const outOfBand = o.conversation === 'none';
@@ -436,9 +453,11 @@ export class RealtimeSession {
     const inputItems = o.input ? this.resolveInput(o.input) : undefined;
     const format = c.inputFormat;
     const messages = (): Promise<InputMessage[]> => toInputMessages(inputItems ?? this.conversation.all(), instructions, this.media, format);
+    const turnMessages = (): TurnMessage[] => toTurnMessages(inputItems ?? this.conversation.all(), instructions, this.media, format);
+    const runtime = this.options.runtime;
     const voice = await this.runtimeVoice(state.voice);
     const run = new ResponseRun(
-      { state, messages, tools: o.tools ?? c.tools, toolChoice: o.toolChoice ?? c.toolChoice, thinking: o.thinking !== undefined ? o.thinking : c.thinking, voice },
+      { state, messages, turnMessages, tools: o.tools ?? c.tools, toolChoice: o.toolChoice ?? c.toolChoice, thinking: o.thinking !== undefined ? o.thinking : c.thinking, voice },
       {
         emit: (e) => {
           if (e.type === 'response.output_audio.delta') this.audioOutputStarted = true;
@@ -446,16 +465,22 @@ export class RealtimeSession {
         },
         addItem: (item) => ({ previousItemId: this.conversation.insert(item) }),
         context: () => (outOfBand ? this.options.runtime.open().then((s) => new EngineContext(s)) : this.engineContext()),
+        ...(runtime.turn ? { turn: (request: TurnRequest) => runtime.turn!(request) } : {}),
         tokenizer: this.options.tokenizer,
         playbackLeadMs: this.limits.playbackLeadMs,
         keepAudio: (itemId, clock) => {
           if (!outOfBand) this.audioOf.set(itemId, { clock });
         },
+        ...(this.options.newTrace ? { trace: this.options.newTrace(state.id, startedAt) } : {}),
       },
     );
     if (outOfBand) {
       this.outOfBand.add(run);
-      void run.finished().finally(() => this.outOfBand.delete(run));
+      void run.finished().finally(() => {
+        this.outOfBand.delete(run);
+        const used = run.plan.state.usage;
+        if (used) this.options.keyUsage?.chargeTokens(used.totalTokens);
+      });
       return;
     }
     this.active = run;
@@ -463,6 +488,8 @@ export class RealtimeSession {
   }
 
   private afterResponse(run: ResponseRun): void {
+    const used = run.plan.state.usage;
+    if (used) this.options.keyUsage?.chargeTokens(used.totalTokens);
     if (this.active !== run) return;
     this.active = undefined;
     if (this.closed) return;
@@ -474,7 +501,10 @@ export class RealtimeSession {
         const room = ctx.session.length;
         return this.capabilities().then((caps) => {
           if (this.closed) return;
-          this.options.send({ type: 'rate_limits.updated', rate_limits: [{ name: 'tokens', limit: caps.maxContext, remaining: Math.max(0, caps.maxContext - room), reset_seconds: 0 }] });
+          // The key's budgets when it has any; otherwise the context window left in the session.
+          const key = this.options.keyUsage?.report() ?? [];
+          const rateLimits = key.length > 0 ? key : [{ name: 'tokens' as const, limit: caps.maxContext, remaining: Math.max(0, caps.maxContext - room), reset_seconds: 0 }];
+          this.options.send({ type: 'rate_limits.updated', rate_limits: rateLimits });
         });
       })
       .catch(() => undefined);
@@ -627,6 +657,10 @@ export class RealtimeSession {
     run.cancel(reason);
     this.options.onBargeIn?.({ detectedAt: detectedAtMs, responseId: run.id });
   }
+}
+
+function bytesPerSecond(f: { encoding: string; rate: number }): number {
+  return f.encoding === 'pcm16' ? f.rate * 2 : f.rate;
 }
 
 function sniffMime(bytes: Buffer): string {

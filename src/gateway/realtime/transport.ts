@@ -9,9 +9,14 @@ import type { QwenTokenizer } from '../../codecs/text/tokenizer.js';
 import type { GatewayConfig } from '../../config/settings.js';
 import { sharedTokenizer } from '../../fusion/model_input.js';
 import type { RuntimeBackend } from '../../runtime/contract.js';
-import { ApiKeys, presentedKey } from '../auth/api_keys.js';
+import { ApiKeys, presentedKey, type ApiKeyEntry } from '../auth/api_keys.js';
 import type { ConnectionRegistry } from '../connections.js';
-import { clientEventId, parseSubprotocols, selectDialect } from './dialects/index.js';
+import type { GatewayMetrics } from '../metrics.js';
+import type { TurnTracer } from '../tracing.js';
+import { TurnTrace } from '../turn_trace.js';
+import { attachSideband, type CallRegistry } from '../webrtc/index.js';
+import { ClientSecrets } from './client_secrets.js';
+import { clientEventId, gaDialect, parseSubprotocols, selectDialect } from './dialects/index.js';
 import { newId } from './ids.js';
 import { ProtocolError, type Dialect, type ServerEvent } from './model.js';
 import { RealtimeSession, type SessionLimits } from './session.js';
@@ -32,6 +37,15 @@ export interface RealtimeDeps {
   onBargeIn?: (info: { detectedAt: number; responseId: string }) => void;
   /** Every live session (for tests and metrics). */
   sessions?: Set<RealtimeSession>;
+  /** Keys and their limits (default: the plain `apiKeys` list). */
+  keys?: ApiKeys;
+  /** Verifies ephemeral `ek_` secrets (from /v1/realtime/client_secrets). */
+  clientSecrets?: ClientSecrets;
+  metrics?: GatewayMetrics;
+  /** OTLP export of per-turn latency spans, when configured. */
+  tracer?: TurnTracer;
+  /** Live WebRTC calls, for sideband sockets (`?call_id=rtc_...`). */
+  calls?: CallRegistry;
 }
 
 /** `handleProtocols` for the WebSocket server: select `realtime` when offered, never the key. */
@@ -40,7 +54,7 @@ export function selectRealtimeProtocol(protocols: Set<string>): string | false {
 }
 
 export function registerRealtimeRoutes(app: FastifyInstance, deps: RealtimeDeps): void {
-  const keys = ApiKeys.parse(deps.config.apiKeys);
+  const keys = deps.keys ?? ApiKeys.parse(deps.config.apiKeys);
   const models = new Set(deps.config.servedModels.split(','));
   // Loaded now: reading the vocabulary takes seconds, which must not stall the first connection.
   const tokenizer = sharedTokenizer();
@@ -66,24 +80,41 @@ function accept(socket: WebSocket, request: FastifyRequest, path: string, ctx: A
   const dialect = selectDialect({ path, headers: request.headers, protocols: offered });
   const query = new URL(request.url, 'http://localhost').searchParams;
 
+  // Event ids: a random per-connection prefix and a counter (unique without a random draw per event).
+  const idPrefix = `event_${newId('event').slice(6, 14)}`;
   let n = 0;
   const write = (wire: Record<string, unknown>): void => {
     if (socket.readyState !== socket.OPEN) return;
     const { type, ...rest } = wire;
-    socket.send(JSON.stringify({ type, event_id: `event_${(++n).toString(36)}${newId('event').slice(6, 14)}`, ...rest }));
+    socket.send(JSON.stringify({ type, event_id: `${idPrefix}${(++n).toString(36)}`, ...rest }));
   };
   const fatal = (error: ProtocolError, code: number): void => {
     for (const wire of dialect.render({ type: 'error', error: error.body(null) })) write(wire);
     socket.close(code, `${error.errorType}${error.code ? `.${error.code}` : ''}`);
   };
 
-  // Authentication and model, answered after the upgrade the way OpenAI answers them.
-  if (!ctx.keys.open) {
-    const key = presentedKey(request.headers, sub.apiKey);
+  // Authentication and model, answered after the upgrade the way OpenAI answers them. An
+  // ephemeral secret is checked whenever one is presented; it may carry the session to start with.
+  const key = presentedKey(request.headers, sub.apiKey);
+  let secretSession: Record<string, unknown> | undefined;
+  let keyEntry: ApiKeyEntry | undefined;
+  if (key !== undefined && ClientSecrets.looksLike(key) && deps.clientSecrets) {
+    const check = deps.clientSecrets.verify(key);
+    if (!check.ok) {
+      return fatal(new ProtocolError('invalid_api_key', check.reason === 'expired' ? 'The client secret has expired.' : 'Incorrect client secret provided.', null), 3000);
+    }
+    secretSession = check.session;
+  } else if (!ctx.keys.open) {
     if (key === undefined) return fatal(new ProtocolError(null, 'Missing bearer or basic authentication in header', null), 3000);
-    if (!ctx.keys.accepts(key)) return fatal(new ProtocolError('invalid_api_key', 'Incorrect API key provided.', null), 3000);
+    keyEntry = ctx.keys.find(key);
+    if (!keyEntry) return fatal(new ProtocolError('invalid_api_key', 'Incorrect API key provided.', null), 3000);
   }
-  if (query.has('call_id')) return fatal(new ProtocolError('invalid_value', `no call has id '${query.get('call_id')}'`, 'call_id'), 4000);
+  if (query.has('call_id')) {
+    // A sideband socket: observe and control an existing WebRTC call's session.
+    const call = deps.calls?.get(query.get('call_id')!);
+    if (!call) return fatal(new ProtocolError('invalid_value', `no call has id '${query.get('call_id')}'`, 'call_id'), 4000);
+    return attachSideband(socket, call);
+  }
   const model = query.get('model');
   if (!model) return fatal(new ProtocolError('missing_model', 'You must provide a model parameter', 'model'), 4000);
   if (!ctx.models.has(model)) {
@@ -91,8 +122,22 @@ function accept(socket: WebSocket, request: FastifyRequest, path: string, ctx: A
   }
 
   const expiresAt = Math.floor(Date.now() / 1000) + deps.config.sessionMaxMinutes * 60;
-  const config = dialect.initialConfig({ id: newId('sess'), model, expiresAt, defaultVoice: 'Cherry' });
+  let config = dialect.initialConfig({ id: newId('sess'), model, expiresAt, defaultVoice: 'Cherry' });
+  if (secretSession) {
+    // Validated when the secret was minted (GA shape); applied before session.created.
+    const command = gaDialect.parse({ type: 'session.update', session: secretSession }, config);
+    if (command.type === 'session.update') config = { ...config, ...command.patch, passthrough: { ...config.passthrough, ...command.patch.passthrough } };
+  }
+  let releaseKey: (() => void) | undefined;
+  try {
+    releaseKey = keyEntry?.usage.openSession();
+  } catch (err) {
+    return fatal(err as ProtocolError, 1008);
+  }
+  const metrics = deps.metrics;
+  const bargeIns = new Map<string, number>();
   const send = (event: ServerEvent): void => {
+    if (metrics) observe(event);
     for (const wire of dialect.render(event)) write(wire);
     // A client that does not read cannot hold unbounded memory: close it (1013, try again later).
     // Its session is released now: the close handshake waits behind the unread bytes (ws gives
@@ -110,8 +155,35 @@ function accept(socket: WebSocket, request: FastifyRequest, path: string, ctx: A
     close: (code, reason) => socket.close(code, reason),
     ...(deps.limits ? { limits: deps.limits } : {}),
     imagesNeedAudio: dialect.name === 'dashscope',
-    ...(deps.onBargeIn ? { onBargeIn: deps.onBargeIn } : {}),
+    onBargeIn: (info) => {
+      bargeIns.set(info.responseId, info.detectedAt);
+      deps.onBargeIn?.(info);
+    },
+    ...(keyEntry ? { keyUsage: keyEntry.usage } : {}),
+    ...(metrics || deps.tracer ? { newTrace: (responseId: string, startedAt: number) => newTrace(responseId, startedAt) } : {}),
   });
+  /** Metrics of what the session sends: errors by code, responses by status, barge-in stop time. */
+  function observe(event: ServerEvent): void {
+    if (event.type === 'error') metrics!.realtimeErrors.inc({ code: event.error.code ?? 'none' });
+    else if (event.type === 'response.done') {
+      metrics!.realtimeResponses.inc({ status: event.response.status });
+      const detectedAt = bargeIns.get(event.response.id);
+      if (detectedAt !== undefined) {
+        bargeIns.delete(event.response.id);
+        metrics!.bargeInStop.observe((performance.now() - detectedAt) / 1000);
+      }
+    }
+  }
+  function newTrace(responseId: string, startedAt: number): TurnTrace {
+    return new TurnTrace(startedAt, (timing) => {
+      if (metrics) {
+        for (const [stage, ms] of Object.entries(timing.stages)) metrics.turnStage.observe({ stage }, ms / 1000);
+        if (timing.firstAudioMs !== undefined) metrics.turnFirstAudio.observe(timing.firstAudioMs / 1000);
+      }
+      deps.tracer?.record(timing, startedAt, { sessionId: config.id, responseId, dialect: dialect.name });
+    });
+  }
+  metrics?.realtimeSessions.inc({ dialect: dialect.name });
   deps.sessions?.add(live);
   live.start();
 
@@ -139,10 +211,15 @@ function accept(socket: WebSocket, request: FastifyRequest, path: string, ctx: A
     send({ type: 'error', error: new ProtocolError('server_shutting_down', `The server is shutting down: ${reason}`, null, 'server_error').body(null) });
     socket.close(1001, 'server shutting down');
   });
+  let released = false;
   function release(): void {
+    if (released) return;
+    released = true;
     clearInterval(ping);
     clearTimeout(expiry);
     live.close();
+    releaseKey?.();
+    metrics?.realtimeSessions.dec({ dialect: dialect.name });
     deps.sessions?.delete(live);
   }
   socket.once('close', release);
