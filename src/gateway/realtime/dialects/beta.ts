@@ -17,8 +17,8 @@ import type {
   SessionConfig,
   SessionPatch,
 } from '../model.js';
-import { errors, Fields, parseMetadata } from './common.js';
-import { parseClientEvent, parseConversation, parseResponseInput, type ClientGrammar } from './events.js';
+import { errors, Fields } from './common.js';
+import { parseClientEvent, parseSharedResponseFields, type ClientGrammar } from './events.js';
 import { parseBetaFormat, PCM16_24K, renderBetaFormat } from './formats.js';
 import { renderItem } from './items.js';
 import { renderServerEvent, type RenderStyle } from './render.js';
@@ -169,15 +169,7 @@ function parseBetaResponse(response: Fields, config: SessionConfig): ResponseOve
   if (temperature !== undefined) out.sampling = { temperature };
   const maxTokens = parseMaxTokens(response, 'max_response_output_tokens');
   if (maxTokens !== undefined) out.maxOutputTokens = maxTokens;
-  const conversation = parseConversation(response);
-  if (conversation) out.conversation = conversation;
-  const input = parseResponseInput(response, 'beta', config, 'reject');
-  if (input) out.input = input;
-  const metadata = parseMetadata(response, 'metadata');
-  if (metadata !== undefined) out.metadata = metadata;
-  const thinking = parseThinking(response, 'thinking');
-  if (thinking !== undefined) out.thinking = thinking;
-  return out;
+  return parseSharedResponseFields(response, 'beta', config, 'reject', out);
 }
 
 const betaGrammar: ClientGrammar = {

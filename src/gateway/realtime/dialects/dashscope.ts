@@ -12,9 +12,9 @@ import type {
   SessionConfig,
   SessionPatch,
 } from '../model.js';
-import { Fields, parseMetadata } from './common.js';
+import { Fields } from './common.js';
 import { BETA_EVENT_RENAMES, renderBetaResponse } from './beta.js';
-import { parseClientEvent, parseConversation, parseResponseInput, type ClientGrammar } from './events.js';
+import { parseClientEvent, parseSharedResponseFields, type ClientGrammar } from './events.js';
 import { parseDashscopeFlatFormat, parseDashscopeFormatObject, PCM16_16K, PCM16_24K } from './formats.js';
 import { renderServerEvent, type RenderStyle } from './render.js';
 import {
@@ -169,15 +169,7 @@ function parseDashscopeResponse(response: Fields, config: SessionConfig): Respon
   if (Object.keys(sampling).length > 0) out.sampling = sampling;
   const maxTokens = parseMaxTokens(response, 'max_tokens', DASHSCOPE_MAX_TOKENS);
   if (maxTokens !== undefined) out.maxOutputTokens = maxTokens;
-  const conversation = parseConversation(response);
-  if (conversation) out.conversation = conversation;
-  const input = parseResponseInput(response, 'beta', config, 'strip');
-  if (input) out.input = input;
-  const metadata = parseMetadata(response, 'metadata');
-  if (metadata !== undefined) out.metadata = metadata;
-  const thinking = parseThinking(response, 'thinking');
-  if (thinking !== undefined) out.thinking = thinking;
-  return out;
+  return parseSharedResponseFields(response, 'beta', config, 'strip', out);
 }
 
 const dashscopeGrammar: ClientGrammar = {

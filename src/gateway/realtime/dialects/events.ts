@@ -2,9 +2,10 @@
 // error listing the dialect's events, and the events whose payload is the same everywhere (audio
 // and image appends, item CRUD, cancel). Each dialect plugs in its session and response parsers.
 import type { ClientCommand, DialectName, ResponseOverrides, SessionConfig, SessionPatch } from '../model.js';
-import { errors, Fields, isJsonObject } from './common.js';
+import { errors, Fields, isJsonObject, parseMetadata } from './common.js';
 import { parseItem, type ItemStyle } from './items.js';
 import { decodeAudioAppend, decodeImageFrame, type WavHeaderPolicy } from './payloads.js';
+import { parseThinking } from './session_fields.js';
 
 /** What differs between dialects when parsing client events. */
 export interface ClientGrammar {
@@ -108,6 +109,22 @@ export function parseResponseInput(response: Fields, style: ItemStyle, config: S
     }
     return parseItem(value, path, { style, config, wav });
   });
+}
+
+/**
+ * The `response.create` fields every dialect spells alike (conversation, input, metadata and the
+ * thinking extension), parsed into `out` after the dialect's own fields.
+ */
+export function parseSharedResponseFields(response: Fields, style: ItemStyle, config: SessionConfig, wav: WavHeaderPolicy, out: ResponseOverrides): ResponseOverrides {
+  const conversation = parseConversation(response);
+  if (conversation) out.conversation = conversation;
+  const input = parseResponseInput(response, style, config, wav);
+  if (input) out.input = input;
+  const metadata = parseMetadata(response, 'metadata');
+  if (metadata !== undefined) out.metadata = metadata;
+  const thinking = parseThinking(response, 'thinking');
+  if (thinking !== undefined) out.thinking = thinking;
+  return out;
 }
 
 /** `response.conversation`: "auto" (default conversation) or "none" (out of band). */

@@ -2,8 +2,8 @@
 // every update, audio settings under `session.audio.{input,output}`, format objects,
 // `output_modalities`, `max_output_tokens`, `conversation.item.added/done`, `response.output_*`.
 import type { Dialect, ResponseOverrides, ResponseState, ServerEvent, SessionConfig, SessionPatch } from '../model.js';
-import { errors, Fields, isJsonObject, parseMetadata } from './common.js';
-import { parseClientEvent, parseConversation, parseResponseInput, type ClientGrammar } from './events.js';
+import { errors, Fields, isJsonObject } from './common.js';
+import { parseClientEvent, parseSharedResponseFields, type ClientGrammar } from './events.js';
 import { parseGaFormat, PCM16_24K, renderGaFormat } from './formats.js';
 import { renderItem } from './items.js';
 import { renderServerEvent, type RenderStyle } from './render.js';
@@ -152,15 +152,7 @@ function parseGaResponse(response: Fields, config: SessionConfig): ResponseOverr
   if (toolChoice !== undefined) out.toolChoice = toolChoice;
   const maxOutputTokens = parseMaxTokens(response, 'max_output_tokens');
   if (maxOutputTokens !== undefined) out.maxOutputTokens = maxOutputTokens;
-  const conversation = parseConversation(response);
-  if (conversation) out.conversation = conversation;
-  const input = parseResponseInput(response, 'ga', config, 'reject');
-  if (input) out.input = input;
-  const metadata = parseMetadata(response, 'metadata');
-  if (metadata !== undefined) out.metadata = metadata;
-  const thinking = parseThinking(response, 'thinking');
-  if (thinking !== undefined) out.thinking = thinking;
-  return out;
+  return parseSharedResponseFields(response, 'ga', config, 'reject', out);
 }
 
 const gaGrammar: ClientGrammar = {
