@@ -173,6 +173,9 @@ describe.skipIf(!haveChromium)('/demo in headless Chromium', () => {
         energy = (await evaluate<{ totalAudioEnergy: number } | null>('window.omniDemo.inboundAudio()'))?.totalAudioEnergy ?? 0;
       }
       expect(energy).toBeGreaterThan(0);
+      // The page shows where the turn's latency went (omni.turn.latency, sent at the first audio).
+      await waitFor('omni.turn.latency', 10_000);
+      expect(await evaluate<string>('document.getElementById("latency").textContent')).toMatch(/^first audio after \d+ ms: features .* send /);
       // Barge in with the interrupt button.
       await evaluate('document.getElementById("interrupt").click()');
       await waitFor('output_audio_buffer.cleared', 10_000);

@@ -129,6 +129,13 @@ function onEvent(e) {
       state.assistantSpeaking = false;
       $('speaking').textContent = '';
       break;
+    case 'omni.turn.latency': {
+      // Gateway extension: the turn's split from its end (VAD stop or commit) to the first audio sent.
+      state.lastLatency = e;
+      const parts = Object.entries(e.stages).map(([stage, ms]) => `${stage} ${ms.toFixed(1)} ms`);
+      $('latency').textContent = `${e.first_audio_ms !== null ? `first audio after ${e.first_audio_ms.toFixed(0)} ms` : `done after ${e.total_ms.toFixed(0)} ms`}: ${parts.join(', ')}`;
+      break;
+    }
     case 'error':
       state.error = e.error;
       break;

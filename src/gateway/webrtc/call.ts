@@ -12,6 +12,7 @@ import { int16ToFloat32 } from '../../codecs/audio/sample_convert.js';
 import type { RuntimeBackend } from '../../runtime/contract.js';
 import { clientEventId, gaDialect } from '../realtime/dialects/index.js';
 import { newId } from '../realtime/ids.js';
+import { TurnTrace, type TurnTiming } from '../turn_trace.js';
 import { ProtocolError, type AudioFormat, type ClientCommand, type ServerEvent, type SessionConfig } from '../realtime/model.js';
 import { RealtimeSession, type SessionLimits } from '../realtime/session.js';
 import { CameraSampler } from './camera.js';
@@ -111,7 +112,27 @@ export class RtcCall implements SidebandTarget {
       close: (_code, reason) => void setTimeout(() => this.end(reason), 100),
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.onBargeIn ? { onBargeIn: options.onBargeIn } : {}),
+      newTrace: (responseId, startedAt) => new TurnTrace(startedAt, (timing) => this.emitLatency(responseId, timing)),
     });
+  }
+
+  /**
+   * Gateway extension event `omni.turn.latency` on the channel: where the last turn's latency went
+   * (the /demo page shows it). Clients that do not know the type ignore it.
+   */
+  private emitLatency(responseId: string, timing: TurnTiming): void {
+    if (this.ended) return;
+    const ms = (v: number): number => Math.round(v * 10) / 10;
+    this.deliver([
+      {
+        type: 'omni.turn.latency',
+        event_id: `event_${(++this.n).toString(36)}${newId('event').slice(6, 14)}`,
+        response_id: responseId,
+        first_audio_ms: timing.firstAudioMs !== undefined ? ms(timing.firstAudioMs) : null,
+        total_ms: ms(timing.totalMs),
+        stages: Object.fromEntries(Object.entries(timing.stages).map(([k, v]) => [k, ms(v)])),
+      },
+    ]);
   }
 
   /** Answers the offer and starts the session. Throws InvalidOfferError for an unusable offer. */
