@@ -141,6 +141,13 @@ export const SETTINGS = {
     default: '',
     description: 'JSON file of API key digests with per-key limits: {"keys":[{"name","sha256","limits":{"sessions","requestsPerMinute","audioSecondsPerMinute","tokensPerMinute"}}]}',
   },
+  allowedOrigins: {
+    flag: 'allowed-origins',
+    env: 'OMNI_ALLOWED_ORIGINS',
+    schema: Type.String({ maxLength: 8192 }),
+    default: '',
+    description: 'Comma-separated browser origins (e.g. https://app.example.com) allowed to call the gateway (CORS, WebSocket Origin); requests from other origins get 403; empty = any origin (local use)',
+  },
   otlpEndpoint: {
     flag: 'otlp-endpoint',
     env: 'OMNI_OTLP_ENDPOINT',
@@ -198,6 +205,7 @@ export interface GatewayConfig {
   tlsKey: string;
   apiKeys: string;
   apiKeysFile: string;
+  allowedOrigins: string;
   otlpEndpoint: string;
   clientSecretKey: string;
   servedModels: string;

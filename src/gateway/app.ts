@@ -17,6 +17,7 @@ import { GatewayMetrics } from './metrics.js';
 import { sharedTokenizer } from '../fusion/model_input.js';
 import { ApiKeys } from './auth/api_keys.js';
 import { httpAuth } from './auth/http_auth.js';
+import { AllowedOrigins, registerOriginChecks } from './auth/origins.js';
 import { registerDeviceRoutes } from './device/index.js';
 import { CallRegistry, registerDemoRoute, registerWebRtcRoutes } from './webrtc/index.js';
 import { TurnTracer } from './tracing.js';
@@ -139,6 +140,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   });
 
   registerErrorHandlers(app);
+  await registerOriginChecks(app, new AllowedOrigins(config.allowedOrigins));
   registerHealthRoutes(app, options.runtime, gateway.state, config.runtimeHealthTimeoutMs);
   const clientSecrets = new ClientSecrets(config.clientSecretKey);
   let keys: ApiKeys;
