@@ -96,3 +96,20 @@ function byteLength(data: unknown): number {
   if (ArrayBuffer.isView(data)) return data.byteLength;
   return 0;
 }
+
+/**
+ * Pings `socket` every `intervalMs`; a peer that has not answered the previous ping by the next
+ * one is gone and is terminated (its 'close' follows). Returns the timer, for clearInterval.
+ */
+export function keepAlive(socket: WebSocket, intervalMs: number): NodeJS.Timeout {
+  let alive = true;
+  socket.on('pong', () => (alive = true));
+  return setInterval(() => {
+    if (!alive) {
+      socket.terminate();
+      return;
+    }
+    alive = false;
+    socket.ping(Buffer.from('omni'));
+  }, intervalMs);
+}

@@ -19,6 +19,7 @@ import { RealtimeSession, type SessionLimits } from '../realtime/session.js';
 import { DeviceAudioInput, DeviceAudioOutput } from './audio.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameType, frameTypeName, parseDeviceFrame } from './framing.js';
 import { DEVICE_PROTOCOL_VERSION, parseHello, renderDeviceFormat, type DeviceHello } from './hello.js';
+import { keepAlive } from '../connections.js';
 
 export const DEVICE_PATH = '/v1/device';
 /** Unread outbound bytes before the link is closed 1013 (about 20 s of 24 kHz PCM16, minutes of Opus). */
@@ -233,16 +234,7 @@ class DeviceLink {
     );
     session.start();
 
-    let alive = true;
-    this.socket.on('pong', () => (alive = true));
-    this.ping = setInterval(() => {
-      if (!alive) {
-        this.socket.terminate();
-        return;
-      }
-      alive = false;
-      this.socket.ping(Buffer.from('omni'));
-    }, this.pingIntervalMs);
+    this.ping = keepAlive(this.socket, this.pingIntervalMs);
     this.expiry = setTimeout(() => {
       this.sendError(new ProtocolError('session_expired', `Your session hit the maximum duration of ${deps.config.sessionMaxMinutes} minutes.`, null), null);
       this.socket.close(DEVICE_CLOSE.normal, 'session expired');

@@ -10,7 +10,7 @@ import type { GatewayConfig } from '../../config/settings.js';
 import { sharedTokenizer } from '../../fusion/model_input.js';
 import type { RuntimeBackend } from '../../runtime/contract.js';
 import { ApiKeys, presentedKey, type ApiKeyEntry } from '../auth/api_keys.js';
-import type { ConnectionRegistry } from '../connections.js';
+import { keepAlive, type ConnectionRegistry } from '../connections.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { TurnTracer } from '../tracing.js';
 import { TurnTrace } from '../turn_trace.js';
@@ -189,17 +189,7 @@ function accept(socket: WebSocket, request: FastifyRequest, path: string, ctx: A
 
   socket.on('message', (data: Buffer, isBinary: boolean) => onMessage(live, dialect, data, isBinary));
 
-  // Keepalive: ping on an interval; a peer that has not answered the previous ping is cut.
-  let alive = true;
-  socket.on('pong', () => (alive = true));
-  const ping = setInterval(() => {
-    if (!alive) {
-      socket.terminate();
-      return;
-    }
-    alive = false;
-    socket.ping(Buffer.from('omni'));
-  }, deps.pingIntervalMs ?? PING_INTERVAL_MS);
+  const ping = keepAlive(socket, deps.pingIntervalMs ?? PING_INTERVAL_MS);
   const expiry = setTimeout(
     () => {
       send({ type: 'error', error: new ProtocolError('session_expired', `Your session hit the maximum duration of ${deps.config.sessionMaxMinutes} minutes.`, null).body(null) });

@@ -6,6 +6,7 @@
 import type { WebSocket } from 'ws';
 import { ProtocolError } from '../realtime/model.js';
 import type { SidebandTarget } from './call.js';
+import { keepAlive } from '../connections.js';
 
 /** Sideband sockets are pinged like realtime sockets (OpenAI: about every 20 s). */
 export const SIDEBAND_PING_MS = 20_000;
@@ -30,16 +31,7 @@ export function attachSideband(socket: WebSocket, call: SidebandTarget, options:
     }
     attachment.submitText(data.toString('utf8'));
   });
-  let alive = true;
-  socket.on('pong', () => (alive = true));
-  const ping = setInterval(() => {
-    if (!alive) {
-      socket.terminate();
-      return;
-    }
-    alive = false;
-    socket.ping(Buffer.from('omni'));
-  }, options.pingIntervalMs ?? SIDEBAND_PING_MS);
+  const ping = keepAlive(socket, options.pingIntervalMs ?? SIDEBAND_PING_MS);
   socket.once('close', () => {
     clearInterval(ping);
     attachment.detach();
