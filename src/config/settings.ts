@@ -141,6 +141,13 @@ export const SETTINGS = {
     default: '',
     description: 'JSON file of API key digests with per-key limits: {"keys":[{"name","sha256","limits":{"sessions","requestsPerMinute","audioSecondsPerMinute","tokensPerMinute"}}]}',
   },
+  iceServers: {
+    flag: 'ice-servers',
+    env: 'OMNI_ICE_SERVERS',
+    schema: Type.String({ maxLength: 8192 }),
+    default: '',
+    description: 'STUN/TURN servers for WebRTC calls, as a JSON list of RTCIceServer: [{"urls":"stun:host:3478"},{"urls":"turn:host","username":"u","credential":"p"}]; empty = host candidates only',
+  },
   allowedOrigins: {
     flag: 'allowed-origins',
     env: 'OMNI_ALLOWED_ORIGINS',
@@ -205,6 +212,7 @@ export interface GatewayConfig {
   tlsKey: string;
   apiKeys: string;
   apiKeysFile: string;
+  iceServers: string;
   allowedOrigins: string;
   otlpEndpoint: string;
   clientSecretKey: string;

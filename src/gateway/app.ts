@@ -20,6 +20,7 @@ import { httpAuth } from './auth/http_auth.js';
 import { AllowedOrigins, registerOriginChecks } from './auth/origins.js';
 import { registerDeviceRoutes } from './device/index.js';
 import { CallRegistry, registerDemoRoute, registerWebRtcRoutes } from './webrtc/index.js';
+import { parseIceServers } from './webrtc/wrtc_peer.js';
 import { TurnTracer } from './tracing.js';
 import { registerChatRoutes } from './chat/routes.js';
 import { ClientSecrets, registerClientSecretRoute } from './realtime/client_secrets.js';
@@ -151,7 +152,13 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   }
   const tracer = config.otlpEndpoint ? TurnTracer.create(config.otlpEndpoint) : undefined;
   if (tracer) app.addHook('onClose', () => tracer.close());
-  const calls = registerWebRtcRoutes(app, { config, runtime: options.runtime, secrets: clientSecrets, sessions: gateway.realtimeSessions, calls: gateway.calls });
+  let iceServers;
+  try {
+    iceServers = parseIceServers(config.iceServers);
+  } catch (err) {
+    throw new ConfigError(`invalid setting ${settingLabel('iceServers')}: ${(err as Error).message}`, 'iceServers');
+  }
+  const calls = registerWebRtcRoutes(app, { config, runtime: options.runtime, secrets: clientSecrets, sessions: gateway.realtimeSessions, calls: gateway.calls, iceServers });
   registerDemoRoute(app);
   registerRealtimeRoutes(app, { config, runtime: options.runtime, connections, sessions: gateway.realtimeSessions, keys, clientSecrets, metrics, calls, ...(tracer ? { tracer } : {}) });
   registerClientSecretRoute(app, config, clientSecrets, keys);

@@ -25,6 +25,30 @@ export interface IceServer {
   credential?: string;
 }
 
+/** `--ice-servers`: a JSON list of RTCIceServer. Throws with what is wrong. */
+export function parseIceServers(json: string): IceServer[] {
+  if (!json.trim()) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    throw new Error(`not JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(value)) throw new Error('expected a JSON list of { urls, username?, credential? }');
+  return value.map((v: unknown, i): IceServer => {
+    const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
+    const urls = o.urls;
+    const list = typeof urls === 'string' ? [urls] : Array.isArray(urls) ? urls : [];
+    if (list.length === 0 || !list.every((u) => typeof u === 'string' && /^(stun|stuns|turn|turns):/.test(u))) {
+      throw new Error(`[${i}].urls must be stun:, stuns:, turn: or turns: URLs`);
+    }
+    for (const k of ['username', 'credential'] as const) {
+      if (o[k] !== undefined && typeof o[k] !== 'string') throw new Error(`[${i}].${k} must be a string`);
+    }
+    return { urls: urls as string | string[], ...(o.username !== undefined ? { username: o.username as string } : {}), ...(o.credential !== undefined ? { credential: o.credential as string } : {}) };
+  });
+}
+
 export interface WrtcEdgeOptions {
   iceServers?: IceServer[];
   /** Longest wait for ICE gathering before answering with the candidates found so far (ms). */
