@@ -8,6 +8,7 @@
 // `conversation.item.done` as nothing, so every item, including a user item committed from the
 // audio buffer, is announced exactly once; its final state reaches beta clients through
 // `response.output_item.done` / `response.done` (assistant) or is already final (user).
+import { gaInitialConfig } from './ga.js';
 import type {
   Dialect,
   ResponseOverrides,
@@ -19,7 +20,7 @@ import type {
 } from '../model.js';
 import { errors, Fields } from './common.js';
 import { parseClientEvent, parseSharedResponseFields, type ClientGrammar } from './events.js';
-import { parseBetaFormat, PCM16_24K, renderBetaFormat } from './formats.js';
+import { parseBetaFormat, renderBetaFormat } from './formats.js';
 import { renderItem } from './items.js';
 import { renderServerEvent, type RenderStyle } from './render.js';
 import {
@@ -245,28 +246,9 @@ const betaRenderStyle: RenderStyle = {
   errorEventId: true,
 };
 
+/** The GA defaults, with beta's own: a sampling temperature of 0.8 and no GA-only passthrough fields. */
 export function betaInitialConfig(base: { id: string; model: string; expiresAt: number; defaultVoice: string }): SessionConfig {
-  return {
-    id: base.id,
-    model: base.model,
-    expiresAt: base.expiresAt,
-    type: 'realtime',
-    instructions: '',
-    outputModalities: ['audio'],
-    inputFormat: PCM16_24K,
-    outputFormat: PCM16_24K,
-    voice: base.defaultVoice,
-    speed: 1,
-    turnDetection: { ...OPENAI_TURN_DETECTION.defaults },
-    transcription: null,
-    noiseReduction: null,
-    tools: [],
-    toolChoice: 'auto',
-    maxOutputTokens: null,
-    sampling: { temperature: 0.8 },
-    thinking: null,
-    passthrough: {},
-  };
+  return { ...gaInitialConfig(base), sampling: { temperature: 0.8 }, passthrough: {} };
 }
 
 export const betaDialect: Dialect = {
