@@ -25,6 +25,8 @@ import {
   eventOf,
   generatePayload,
   generateRequestOf,
+  stagePayload,
+  stagedOf,
   type Frame,
   type Tensor,
 } from '../src/runtime/node/protocol.js';
@@ -159,6 +161,33 @@ describe('runtime protocol frames', () => {
     for (const e of events) expect(eventOf(decodeFrame(encodeFrame(eventFrame(1, 2, e, 9))))).toEqual(e);
   });
 
+  it('carries staged media by reference (v2): no tensor in the append, the staged one in the chunk', () => {
+    const image = { kind: 'image' as const, pixelValues: new Float32Array(1536 * 4).fill(0.25), grid: [1, 2, 2] as const };
+    const audio = { kind: 'audio' as const, features: new Float32Array(128 * 3).fill(-0.5), frames: 3 };
+    const stage = decodeFrame(encodeFrame({ type: MessageType.STAGE, session: 1, request: 1, ...stagePayload(7, image) }));
+    const staged = stagedOf(stage);
+    expect(staged.ref).toBe(7);
+    expect(staged.media).toMatchObject({ kind: 'image', grid: [1, 2, 2] });
+    const chunk: ModelChunk = { ids: Int32Array.from([1, 2]), positions: new Float32Array(6), media: [audio, image] };
+    const p = chunkPayload(chunk, (m) => (m === image ? 7 : undefined));
+    expect(p.tensors).toHaveLength(3); // ids, positions, the audio: the image is a reference
+    expect(p.meta.media).toEqual([
+      { kind: 'audio', frames: 3 },
+      { kind: 'image', grid: [1, 2, 2], ref: 7 },
+    ]);
+    const frame = decodeFrame(encodeFrame({ type: MessageType.APPEND, session: 1, request: 2, ...p }));
+    const back = chunkOf(frame, (ref) => (ref === 7 ? staged.media : undefined));
+    expect(back.media?.[1]).toBe(staged.media);
+    expect(sameBits((back.media?.[0] as { features: Float32Array }).features, audio.features)).toBe(true);
+    // A reference the session does not hold, or of another kind or shape, is refused.
+    expect(() => chunkOf(frame)).toThrow(/no staged media 7/);
+    expect(() => chunkOf(frame, () => ({ ...image, grid: [1, 4, 4] }))).toThrow(/another shape/);
+    expect(() => chunkOf(frame, () => audio)).toThrow(/another shape/);
+    expect(() => chunkOf({ meta: { media: [{ kind: 'image', grid: [1, 2, 2], ref: 0 }] }, tensors: p.tensors.slice(0, 2) }, () => image)).toThrow(/ref must be a positive integer/);
+    expect(() => stagedOf({ meta: { ref: 1, kind: 'image', grid: [1, 2, 2] }, tensors: [] })).toThrow(/exactly one tensor/);
+    expect(() => stagedOf({ meta: { kind: 'audio', frames: 1 }, tensors: [new Float32Array(128)] })).toThrow(/positive integer ref/);
+  });
+
   it('compares secrets in constant time, whatever their lengths', () => {
     expect(secretMatches('abc', 'abc')).toBe(true);
     expect(secretMatches('abd', 'abc')).toBe(false);
@@ -227,7 +256,7 @@ describe('runtime node over loopback (native engine, demo checkpoint)', () => {
     expect(h).toMatchObject({ reachable: true, modelLoaded: true });
     expect(h.detail).toMatch(/demo checkpoint/);
     expect(await client.capabilities()).toEqual(await runtime.capabilities());
-    expect(client.hello).toMatchObject({ version: 1, maxSessions: 3 });
+    expect(client.hello).toMatchObject({ version: 2, maxSessions: 3 });
     // Plain HTTP: /healthz for probes and load balancers; anything else asks for an upgrade.
     const res = await fetch(`${url.replace('ws:', 'http:')}/healthz`);
     expect(res.status).toBe(200);
@@ -260,6 +289,102 @@ describe('runtime node over loopback (native engine, demo checkpoint)', () => {
     expect(tokensOf(await collect(remote.generate(req)))).toEqual(tokensOf(await collect(local.generate(req))));
     local.close();
     remote.close();
+  });
+
+  it('stages media ahead of the append: the append sends a reference, tokens stay bit-identical', async () => {
+    const chunk = await mediaChunk();
+    const image = chunk.media!.find((m) => m.kind === 'image')!;
+    const imageBytes = (image as { pixelValues: Float32Array }).pixelValues.byteLength;
+    const req: GenerateRequest = { maxTokens: 12, sampling: { temperature: 0 } };
+    const local = await runtime.open();
+    await local.append(chunk);
+    const expected = tokensOf(await collect(local.generate(req)));
+    local.close();
+
+    const inline = await client.open();
+    let before = client.bytesSent;
+    await inline.append(chunk);
+    const inlineBytes = client.bytesSent - before;
+    inline.close();
+
+    const remote = await client.open();
+    remote.prepare(image);
+    remote.prepare(image); // once only
+    expect(remote.staged).toBe(imageBytes);
+    before = client.bytesSent;
+    await remote.append(chunk);
+    // Less by the image's bytes (give or take a heartbeat PING and the ref in the meta).
+    expect(inlineBytes - (client.bytesSent - before)).toBeGreaterThan(imageBytes - 512);
+    expect(tokensOf(await collect(remote.generate(req)))).toEqual(expected);
+    // The node keeps it: a re-prefill after a truncate names it again.
+    await remote.truncate(0);
+    before = client.bytesSent;
+    await remote.append(chunk);
+    expect(client.bytesSent - before).toBeLessThan(inlineBytes - imageBytes + 1024);
+    expect(tokensOf(await collect(remote.generate(req)))).toEqual(expected);
+    remote.close();
+  });
+
+  it('staging within bounds: the oldest is unstaged past the budget; a node that refuses gets the media inline', async () => {
+    const chunk = await mediaChunk();
+    const image = chunk.media!.find((m) => m.kind === 'image')!;
+    const imageBytes = (image as { pixelValues: Float32Array }).pixelValues.byteLength;
+    const req: GenerateRequest = { maxTokens: 6, sampling: { temperature: 0 } };
+    const local = await runtime.open();
+    await local.append(chunk);
+    const expected = tokensOf(await collect(local.generate(req)));
+    local.close();
+    // Client budget of one image: staging a second one unstages the first.
+    const small = new NodeRuntime({ url, secret: SECRET, stageBudgetBytes: imageBytes + 1000 });
+    const s1 = await small.open();
+    s1.prepare(image);
+    s1.prepare({ kind: 'image', pixelValues: new Float32Array(imageBytes / 4), grid: [1, 4, 4] });
+    expect(s1.staged).toBe(imageBytes);
+    let before = small.bytesSent;
+    await s1.append(chunk);
+    expect(small.bytesSent - before).toBeGreaterThan(imageBytes);
+    expect(tokensOf(await collect(s1.generate(req)))).toEqual(expected);
+    s1.close();
+    await small.close();
+    // A node whose bound is below the item refuses the STAGE: the append carries it inline.
+    const tight = new RuntimeNodeServer({ runtime, secret: SECRET, maxStagedBytes: 1024 });
+    const tightUrl = (await tight.listen('127.0.0.1', 0)).url;
+    const c = new NodeRuntime({ url: tightUrl, secret: SECRET });
+    const s2 = await c.open();
+    s2.prepare(image);
+    before = c.bytesSent;
+    await s2.append(chunk);
+    expect(c.bytesSent - before).toBeGreaterThan(imageBytes);
+    expect(s2.staged).toBe(0);
+    expect(tokensOf(await collect(s2.generate(req)))).toEqual(expected);
+    s2.close();
+    await c.close();
+    await tight.close();
+  });
+
+  it('a version-1 connection cannot stage (STAGE answered segment_invalid) and still appends inline', async () => {
+    const ws = new WebSocket(url, ['omni-runtime.v1'], { headers: { authorization: `Bearer ${SECRET}` } });
+    const frames: Frame[] = [];
+    ws.on('message', (d: Buffer) => frames.push(decodeFrame(d)));
+    await new Promise((r) => ws.once('open', r));
+    expect(ws.protocol).toBe('omni-runtime.v1');
+    const next = async (type: number) => {
+      for (let i = 0; i < 200; i++) {
+        const k = frames.findIndex((f) => f.type === type);
+        if (k >= 0) return frames.splice(k, 1)[0]!;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`no frame of type ${type}`);
+    };
+    expect((await next(MessageType.HELLO)).meta.version).toBe(1);
+    ws.send(encodeFrame({ type: MessageType.OPEN, session: 0, request: 1, meta: {}, tensors: [] }, 1));
+    const opened = await next(MessageType.OK);
+    const image = { kind: 'image' as const, pixelValues: new Float32Array(1536 * 16), grid: [1, 4, 4] as const };
+    ws.send(encodeFrame({ type: MessageType.STAGE, session: opened.session, request: 2, ...stagePayload(1, image) }, 1));
+    const refused = await next(MessageType.ERROR);
+    expect(refused.meta).toMatchObject({ code: 'segment_invalid' });
+    expect(String(refused.meta.message)).toMatch(/version 2/);
+    ws.close();
   });
 
   it('streams speech: audio events bit-identical to the in-process engine', async () => {

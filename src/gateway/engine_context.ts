@@ -3,7 +3,7 @@
 // rest is truncated and the new tail prefilled. Generated tokens are recorded as they stream, so a
 // next turn that re-renders the reply the same way reuses it; one that renders it differently
 // (reasoning dropped from earlier turns, re-tokenized text) re-prefills from the first difference.
-import { commonPrefix, type ModelInputPlan } from '../fusion/model_input.js';
+import { commonPrefix, type InputMedia, type ModelInputPlan } from '../fusion/model_input.js';
 import type { ChunkMedia, ModelChunk, RuntimeSession } from '../runtime/contract.js';
 
 export interface SyncResult {
@@ -45,6 +45,11 @@ export class EngineContext {
     return { reused: keep, prefilled: plan.length - keep };
   }
 
+  /** Hints the runtime that `media` is coming (a remote one uploads it ahead; see RuntimeSession.prepare). */
+  prepare(media: InputMedia): void {
+    this.session.prepare?.(chunkMedia(media));
+  }
+
   /** A token the engine generated (and fed back) after the last sync. */
   noteGenerated(id: number): void {
     this.keys.push(id);
@@ -63,10 +68,11 @@ export function sliceChunk(plan: ModelInputPlan, from: number): ModelChunk {
   const n = plan.length - from;
   const positions = new Float32Array(3 * n);
   for (let r = 0; r < 3; r++) positions.set(plan.positions.subarray(r * plan.length + from, (r + 1) * plan.length), r * n);
-  const media: ChunkMedia[] = plan.media
-    .filter((m) => m.start >= from)
-    .map(({ media: m }) =>
-      m.type === 'audio' ? { kind: 'audio', features: m.features, frames: m.frames } : { kind: 'image', pixelValues: m.pixelValues, grid: m.grid },
-    );
+  const media: ChunkMedia[] = plan.media.filter((m) => m.start >= from).map(({ media: m }) => chunkMedia(m));
   return { ids: plan.ids.subarray(from), positions, ...(media.length > 0 ? { media } : {}) };
+}
+
+/** The runtime's view of a featurized media item (the same arrays, no copy). */
+function chunkMedia(m: InputMedia): ChunkMedia {
+  return m.type === 'audio' ? { kind: 'audio', features: m.features, frames: m.frames } : { kind: 'image', pixelValues: m.pixelValues, grid: m.grid };
 }

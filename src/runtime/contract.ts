@@ -86,6 +86,12 @@ export interface RuntimeSession {
   cancel(): void;
   /** Keeps the first `length` positions (drops unheard output after a barge-in). */
   truncate(length: number): Promise<void>;
+  /**
+   * A hint that `media` will be appended soon (an image that arrived mid-turn): a remote backend
+   * uploads it now, so the append that follows sends a reference instead of its bytes. Backends
+   * in this process have nothing to move and leave it out.
+   */
+  prepare?(media: ChunkMedia): void;
   close(): void;
 }
 

@@ -8,7 +8,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { GenerateRequest, ModelChunk, RuntimeBackend, RuntimeCapabilities, RuntimeEvent, RuntimeHealth, RuntimeKind, RuntimeSession } from './contract.js';
+import type { ChunkMedia, GenerateRequest, ModelChunk, RuntimeBackend, RuntimeCapabilities, RuntimeEvent, RuntimeHealth, RuntimeKind, RuntimeSession } from './contract.js';
 import { RuntimeError } from './errors.js';
 import { NodeRuntime, type NodeRuntimeOptions, type NodeSession, type NodeState } from './node/client.js';
 import { PoolMetrics } from './node/metrics.js';
@@ -387,6 +387,11 @@ export class PooledSession implements RuntimeSession {
     } catch (err) {
       this.noteError(err, s.node);
     }
+  }
+
+  prepare(media: ChunkMedia): void {
+    // Only where the session lives now: a reopen elsewhere re-sends media inline.
+    if (this.inner && !this.inner.session.lost) this.inner.session.prepare(media);
   }
 
   cancel(): void {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import alawmulaw from 'alawmulaw';
 import WebSocket from 'ws';
 import type { SettingKey } from '../../src/config/settings.js';
-import type { RuntimeBackend, RuntimeEvent, RuntimeSession } from '../../src/runtime/contract.js';
+import type { ChunkMedia, ModelChunk, RuntimeBackend, RuntimeEvent, RuntimeSession } from '../../src/runtime/contract.js';
 import { startTestGateway, type TestGateway } from './gateway.js';
 
 /** One demo checkpoint for every realtime test file (made once per cache folder). */
@@ -254,6 +254,9 @@ export interface ScriptedRuntime extends RuntimeBackend {
   replies: number[][];
   opened: number;
   closedSessions: number;
+  /** Media hinted with `prepare()` and chunks appended, in order (all sessions). */
+  prepared: ChunkMedia[];
+  appended: ModelChunk[];
 }
 
 export function scriptedRuntime(opts: { failOpen?: string } = {}): ScriptedRuntime {
@@ -262,6 +265,8 @@ export function scriptedRuntime(opts: { failOpen?: string } = {}): ScriptedRunti
     replies: [],
     opened: 0,
     closedSessions: 0,
+    prepared: [],
+    appended: [],
     health: () => Promise.resolve({ reachable: true, modelLoaded: true, detail: 'scripted' }),
     capabilities: () => Promise.resolve({ audioIn: true, imageIn: true, videoIn: true, speechOut: false, voices: [], maxContext: 32768 }),
     close: () => Promise.resolve(),
@@ -275,8 +280,12 @@ export function scriptedRuntime(opts: { failOpen?: string } = {}): ScriptedRunti
           return length;
         },
         append: (chunk) => {
+          rt.appended.push(chunk);
           length += chunk.ids.length;
           return Promise.resolve();
+        },
+        prepare: (media) => {
+          rt.prepared.push(media);
         },
         truncate: (n) => {
           length = Math.min(length, n);

@@ -88,7 +88,10 @@ export class RealtimeSession {
   private readonly samples: SampleStore = new WeakMap();
   private readonly media: MediaCache;
   private readonly audioOf = new Map<string, AssistantAudio>();
-  private pendingImages: Buffer[] = [];
+  /** Image frames waiting for the turn's commit (featurized as they arrive). */
+  private pendingImages: (ContentPart & { type: 'input_image' })[] = [];
+  /** Frames dropped at the pending bound before their patches were ready (not worth uploading). */
+  private readonly droppedImages = new WeakSet<ContentPart>();
   private imageTimes: number[] = [];
   private audioAppended = false;
   private active: ResponseRun | undefined;
@@ -309,16 +312,34 @@ export class RealtimeSession {
       throw new ProtocolError('rate_limit_exceeded', `more than ${this.limits.maxImagesPerSecond} image frames per second; this frame was dropped`, 'image');
     }
     this.imageTimes.push(now);
-    this.pendingImages.push(image);
+    const part: ContentPart & { type: 'input_image' } = { type: 'input_image', image, mime: sniffMime(image), detail: 'auto' };
+    this.pendingImages.push(part);
     // Video frames are the first thing dropped at the bound: keep the newest.
-    if (this.pendingImages.length > this.limits.maxPendingImages) this.pendingImages.shift();
+    if (this.pendingImages.length > this.limits.maxPendingImages) this.droppedImages.add(this.pendingImages.shift()!);
+    this.featurizeEarly(part);
+  }
+
+  /**
+   * Patches of a frame are computed when it arrives, not when the turn ends, and a remote runtime
+   * gets them ahead of the turn's append (RuntimeSession.prepare). A failure is reported when
+   * the response uses the frame (featurize does not cache failures).
+   */
+  private featurizeEarly(part: ContentPart & { type: 'input_image' }): void {
+    const context = this.context;
+    void this.media.featurize(part, this.config.inputFormat, 'image').then(
+      (media) => {
+        if (this.droppedImages.has(part)) return;
+        void context?.then((c) => c.prepare(media)).catch(() => undefined);
+      },
+      () => undefined,
+    );
   }
 
   /** A finished user turn: its item (pending frames, then the audio), events, and maybe a response. */
   private commitTurn(itemId: string, samples: Float32Array, auto = false, turnEndedAt = performance.now()): void {
     const audio: ContentPart & { type: 'input_audio' } = { type: 'input_audio', transcript: null };
     this.samples.set(audio, samples);
-    const images: ContentPart[] = this.pendingImages.map((image) => ({ type: 'input_image', image, mime: sniffMime(image), detail: 'auto' }));
+    const images: ContentPart[] = this.pendingImages;
     this.pendingImages = [];
     const item: ConversationItem = { id: itemId, type: 'message', role: 'user', status: 'completed', content: [...images, audio] };
     const previous = this.conversation.insert(item);

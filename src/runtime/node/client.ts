@@ -5,21 +5,24 @@
 // running generates reject with RuntimeError `engine_failed`, so a pool can reopen elsewhere.
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
-import type { GenerateRequest, ModelChunk, RuntimeBackend, RuntimeCapabilities, RuntimeEvent, RuntimeHealth, RuntimeKind, RuntimeSession } from '../contract.js';
+import type { ChunkMedia, GenerateRequest, ModelChunk, RuntimeBackend, RuntimeCapabilities, RuntimeEvent, RuntimeHealth, RuntimeKind, RuntimeSession } from '../contract.js';
 import { RuntimeError } from '../errors.js';
-import type {
-  FrameError} from './protocol.js';
+import type { FrameError } from './protocol.js';
 import { sendParts } from './wire.js';
 import {
   MessageType,
   PROTOCOL_VERSIONS,
+  STAGING_VERSION,
   chunkPayload,
   decodeFrame,
   encodeFrameParts,
   eventOf,
   generatePayload,
   loadOf,
+  mediaTensor,
+  stagePayload,
   subprotocolOf,
+  versionOfSubprotocol,
   wireErrorOf,
   type Frame,
   type NodeHello,
@@ -47,7 +50,15 @@ export interface NodeRuntimeOptions {
   reconnectMaxMs?: number;
   /** Largest frame accepted from the node, bytes. */
   maxPayload?: number;
+  /**
+   * Bytes of media one session keeps staged on the node (protocol v2, `prepare()`); the oldest
+   * are unstaged beyond it. Keep it at or under the node's own bound (256 MiB by default).
+   */
+  stageBudgetBytes?: number;
 }
+
+/** Media smaller than this travel inline: one more round trip would cost more than the bytes. */
+export const STAGE_MIN_BYTES = 64 * 1024;
 
 export type NodeState = 'idle' | 'connecting' | 'up' | 'down' | 'closed';
 
@@ -96,10 +107,17 @@ class Link {
   readonly sessions = new Set<NodeSession>();
   private nextRequest = 1;
   lastSeen = Date.now();
+  /** Bytes written to the node on this connection. */
+  sent = 0;
   hello: NodeHello | undefined;
   lost: Error | undefined;
 
   constructor(readonly ws: WebSocket) {}
+
+  /** Negotiated protocol version (the node's choice among ours; known once the upgrade is done). */
+  get version(): number {
+    return versionOfSubprotocol(this.ws.protocol) ?? PROTOCOL_VERSIONS[0];
+  }
 
   requestId(): number {
     const id = this.nextRequest;
@@ -111,7 +129,7 @@ class Link {
     if (this.lost) throw this.lost;
     // A zero masking key: the payload is written from the tensors' own memory (no frame buffer
     // copy, no XOR pass). The link is authenticated (wire.ts says why this is sound).
-    sendParts(this.ws, encodeFrameParts(frame), true);
+    this.sent += sendParts(this.ws, encodeFrameParts(frame, this.version), true);
   }
 
   request(frame: Omit<Frame, 'request'>, timeoutMs: number | undefined): Promise<Frame> {
@@ -161,6 +179,8 @@ export class NodeRuntime extends EventEmitter implements RuntimeBackend {
   private heartbeat: NodeJS.Timeout | undefined;
   private backoff: number;
   private caps: RuntimeCapabilities | undefined;
+  /** Bytes written on connections that are gone. */
+  private sentBefore = 0;
   /** Latest load the node reported (undefined before its first report). */
   load: NodeLoad | undefined;
 
@@ -177,6 +197,7 @@ export class NodeRuntime extends EventEmitter implements RuntimeBackend {
       reconnectMinMs: options.reconnectMinMs ?? 200,
       reconnectMaxMs: options.reconnectMaxMs ?? 5_000,
       maxPayload: options.maxPayload ?? 512 * 1024 * 1024,
+      stageBudgetBytes: options.stageBudgetBytes ?? 256 * 1024 * 1024,
     };
     this.backoff = this.opts.reconnectMinMs;
   }
@@ -192,6 +213,11 @@ export class NodeRuntime extends EventEmitter implements RuntimeBackend {
 
   get hello(): NodeHello | undefined {
     return this.link?.hello;
+  }
+
+  /** Bytes written to the node so far (all connections). */
+  get bytesSent(): number {
+    return this.sentBefore + (this.link?.sent ?? 0);
   }
 
   /** Connects now and keeps reconnecting while not closed. */
@@ -295,6 +321,7 @@ export class NodeRuntime extends EventEmitter implements RuntimeBackend {
     link.lose(err);
     if (this.link === link) {
       clearInterval(this.heartbeat);
+      this.sentBefore += link.sent;
       this.link = undefined;
       this.load = undefined;
     }
@@ -411,7 +438,7 @@ export class NodeRuntime extends EventEmitter implements RuntimeBackend {
   async open(options: { maxLength?: number } = {}): Promise<NodeSession> {
     const link = await this.live();
     const reply = await link.request({ type: MessageType.OPEN, session: 0, meta: options.maxLength !== undefined ? { maxLength: options.maxLength } : {}, tensors: [] }, undefined);
-    const session = new NodeSession(this, link, reply.session, this.opts.requestTimeoutMs);
+    const session = new NodeSession(this, link, reply.session, this.opts.requestTimeoutMs, this.opts.stageBudgetBytes);
     if (link.lost) session.markLost(link.lost);
     else link.sessions.add(session);
     return session;
@@ -431,12 +458,27 @@ export class NodeRuntime extends EventEmitter implements RuntimeBackend {
   }
 }
 
+/** A media item uploaded to the node ahead of its append. */
+interface Staged {
+  ref: number;
+  bytes: number;
+  /** Resolves true once the node holds it, false when it refused (the item then goes inline). */
+  ready: Promise<boolean>;
+  dropped: boolean;
+}
+
 /** An engine session on a node. `lost` once its connection is gone: every call then fails. */
 export class NodeSession implements RuntimeSession {
   private len = 0;
   private cancels = 0;
   private closed = false;
   private lostError: Error | undefined;
+  /** Staged media by tensor identity (the codecs' arrays: the same object in every turn's plan). */
+  private readonly stagedByTensor = new WeakMap<Float32Array, Staged>();
+  /** Staged media in least-recently-used order (Map keeps insertion order; use re-inserts). */
+  private readonly stagedLru = new Map<number, Staged>();
+  private stagedBytes = 0;
+  private nextRef = 1;
 
   constructor(
     readonly node: NodeRuntime,
@@ -444,7 +486,13 @@ export class NodeSession implements RuntimeSession {
     /** The node's id of the session. */
     readonly id: number,
     private readonly timeoutMs: number,
+    private readonly stageBudgetBytes: number = 256 * 1024 * 1024,
   ) {}
+
+  /** Bytes of media staged on the node for this session. */
+  get staged(): number {
+    return this.stagedBytes;
+  }
 
   get length(): number {
     return this.len;
@@ -470,9 +518,75 @@ export class NodeSession implements RuntimeSession {
     throw err;
   }
 
+  /**
+   * Uploads `media` to the node now (protocol v2), so the append that later carries it sends a
+   * reference instead of its bytes: an image that arrived mid-turn leaves the turn's critical path.
+   * A hint: nothing happens on a v1 node, for small items, or beyond the budget.
+   */
+  prepare(media: ChunkMedia): void {
+    if (this.closed || this.lostError || this.link.version < STAGING_VERSION) return;
+    const tensor = mediaTensor(media);
+    const known = this.stagedByTensor.get(tensor);
+    if ((known && !known.dropped) || tensor.byteLength < STAGE_MIN_BYTES || tensor.byteLength > this.stageBudgetBytes) return;
+    // Oldest out first: the node holds at most the budget for this session.
+    const unstage: number[] = [];
+    for (const [ref, old] of this.stagedLru) {
+      if (this.stagedBytes + tensor.byteLength <= this.stageBudgetBytes) break;
+      this.drop(old);
+      unstage.push(ref);
+    }
+    const ref = this.nextRef++;
+    const { meta, tensors } = stagePayload(ref, media);
+    try {
+      if (unstage.length > 0) this.link.send({ type: MessageType.UNSTAGE, session: this.id, request: 0, meta: { refs: unstage }, tensors: [] });
+    } catch {
+      return;
+    }
+    const entry: Staged = { ref, bytes: tensor.byteLength, dropped: false, ready: Promise.resolve(false) };
+    entry.ready = this.link.request({ type: MessageType.STAGE, session: this.id, meta, tensors }, undefined).then(
+      () => !entry.dropped,
+      () => {
+        // Refused (over the node's bound) or lost: the item goes inline.
+        this.drop(entry);
+        return false;
+      },
+    );
+    this.stagedByTensor.set(tensor, entry);
+    this.stagedLru.set(ref, entry);
+    this.stagedBytes += entry.bytes;
+  }
+
+  private drop(entry: Staged): void {
+    if (entry.dropped) return;
+    entry.dropped = true;
+    this.stagedLru.delete(entry.ref);
+    this.stagedBytes -= entry.bytes;
+  }
+
+  /** Refs of the chunk's media the node holds (waiting for uploads still in flight). */
+  private async stagedRefs(chunk: ModelChunk): Promise<Map<ChunkMedia, number>> {
+    const found: [ChunkMedia, Staged][] = [];
+    for (const m of chunk.media ?? []) {
+      const entry = this.stagedByTensor.get(mediaTensor(m));
+      if (entry && !entry.dropped) found.push([m, entry]);
+    }
+    await Promise.all(found.map(([, e]) => e.ready));
+    // Checked after every wait: an entry unstaged meanwhile must not be named.
+    const refs = new Map<ChunkMedia, number>();
+    for (const [m, entry] of found) {
+      if (entry.dropped) continue;
+      refs.set(m, entry.ref);
+      // Used: most recently.
+      this.stagedLru.delete(entry.ref);
+      this.stagedLru.set(entry.ref, entry);
+    }
+    return refs;
+  }
+
   async append(chunk: ModelChunk): Promise<void> {
     this.check();
-    const { meta, tensors } = chunkPayload(chunk);
+    const refs = this.stagedLru.size > 0 ? await this.stagedRefs(chunk) : undefined;
+    const { meta, tensors } = chunkPayload(chunk, refs && refs.size > 0 ? (m) => refs.get(m) : undefined);
     const reply = await this.link.request({ type: MessageType.APPEND, session: this.id, meta, tensors }, undefined).catch((err: unknown) => this.lengthFrom(err));
     this.len = reply.meta.length as number;
   }

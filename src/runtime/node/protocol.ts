@@ -6,9 +6,11 @@ import type { ChunkMedia, GenerateRequest, MediaGrid, ModelChunk, RuntimeCapabil
 import type { RuntimeErrorCode } from '../errors.js';
 import { RUNTIME_ERROR_CODES } from '../errors.js';
 
-/** Protocol versions this build speaks, newest last. */
-export const PROTOCOL_VERSIONS = [1] as const;
-export const PROTOCOL_VERSION = 1;
+/** Protocol versions this build speaks, newest last. Version 2 adds media staging (STAGE, UNSTAGE, `ref`). */
+export const PROTOCOL_VERSIONS = [1, 2] as const;
+export const PROTOCOL_VERSION = 2;
+/** The first version with STAGE / UNSTAGE and media references in APPEND. */
+export const STAGING_VERSION = 2;
 /** WebSocket subprotocol of a version: the upgrade negotiates the version through it. */
 export const subprotocolOf = (version: number): string => `omni-runtime.v${version}`;
 export const versionOfSubprotocol = (name: string): number | undefined => {
@@ -46,6 +48,9 @@ export const MessageType = {
   CANCEL: 15,
   CAPABILITIES: 16,
   HEALTH: 17,
+  // version 2: media uploaded ahead of the append that uses them
+  STAGE: 18,
+  UNSTAGE: 19,
   // replies and events (node -> gateway)
   OK: 20,
   ERROR: 21,
@@ -86,8 +91,9 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /**
  * Encodes a frame as parts to write back to back (header + descriptors + meta + padding, then
  * each tensor as a view of its own memory, then its padding): no tensor byte is copied here.
+ * `version`: the connection's negotiated version (the frame's version byte).
  */
-export function encodeFrameParts(frame: Frame): Buffer[] {
+export function encodeFrameParts(frame: Frame, version: number = PROTOCOL_VERSION): Buffer[] {
   if (!LITTLE_ENDIAN) throw new Error('the runtime protocol needs a little-endian host');
   if (frame.tensors.length > LIMITS.maxTensors) throw new FrameError(`at most ${LIMITS.maxTensors} tensors per frame, got ${frame.tensors.length}`);
   const meta = Buffer.from(JSON.stringify(frame.meta), 'utf8');
@@ -96,7 +102,7 @@ export function encodeFrameParts(frame: Frame): Buffer[] {
   const head = Buffer.allocUnsafe(pad8(headLen + meta.length));
   head[0] = MAGIC0;
   head[1] = MAGIC1;
-  head[2] = PROTOCOL_VERSION;
+  head[2] = version;
   head[3] = frame.type;
   head.writeUInt32LE(frame.session >>> 0, 4);
   head.writeUInt32LE(frame.request >>> 0, 8);
@@ -124,8 +130,8 @@ export function encodeFrameParts(frame: Frame): Buffer[] {
 }
 
 /** One contiguous buffer (tests, small frames). */
-export function encodeFrame(frame: Frame): Buffer {
-  const parts = encodeFrameParts(frame);
+export function encodeFrame(frame: Frame, version: number = PROTOCOL_VERSION): Buffer {
+  const parts = encodeFrameParts(frame, version);
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
@@ -199,40 +205,94 @@ export function frameBytes(parts: readonly Buffer[]): number {
 
 const isInt = (v: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max;
 
-/** A chunk as meta + tensors: [ids i32, positions f32, then one f32 tensor per media item]. */
-export function chunkPayload(chunk: ModelChunk): { meta: Record<string, unknown>; tensors: Tensor[] } {
-  const media = (chunk.media ?? []).map((m) => (m.kind === 'audio' ? { kind: 'audio', frames: m.frames } : { kind: m.kind, grid: [...m.grid] }));
+/** Bytes of a media item's tensor. */
+export const mediaTensor = (m: ChunkMedia): Float32Array => (m.kind === 'audio' ? m.features : m.pixelValues);
+
+const mediaShape = (m: ChunkMedia): Record<string, unknown> => (m.kind === 'audio' ? { kind: 'audio', frames: m.frames } : { kind: m.kind, grid: [...m.grid] });
+
+/**
+ * A chunk as meta + tensors: [ids i32, positions f32, then one f32 tensor per media item that is
+ * not staged]. `refOf` names media already staged on the node (version 2): those travel as
+ * `{..., ref}` in meta and carry no tensor.
+ */
+export function chunkPayload(chunk: ModelChunk, refOf?: (m: ChunkMedia) => number | undefined): { meta: Record<string, unknown>; tensors: Tensor[] } {
   const tensors: Tensor[] = [chunk.ids, chunk.positions];
-  for (const m of chunk.media ?? []) tensors.push(m.kind === 'audio' ? m.features : m.pixelValues);
+  const media = (chunk.media ?? []).map((m) => {
+    const ref = refOf?.(m);
+    if (ref !== undefined) return { ...mediaShape(m), ref };
+    tensors.push(mediaTensor(m));
+    return mediaShape(m);
+  });
   return { meta: { media }, tensors };
 }
 
-/** The chunk of an APPEND frame; throws FrameError when meta and tensors disagree. */
-export function chunkOf(frame: Pick<Frame, 'meta' | 'tensors'>): ModelChunk {
+/** The media item described by `m` (meta of APPEND or STAGE) with tensor `t`; throws FrameError. */
+function mediaOf(m: unknown, t: Tensor | undefined, i: number): ChunkMedia {
+  if (!(t instanceof Float32Array)) throw new FrameError(`media ${i} must be f32`);
+  if (typeof m !== 'object' || m === null) throw new FrameError(`media ${i} must be an object`);
+  const { kind, frames, grid } = m as Record<string, unknown>;
+  if (kind === 'audio') {
+    if (!isInt(frames, 0, LIMITS.maxTensorElements)) throw new FrameError(`media ${i}: audio needs integer frames`);
+    return { kind: 'audio', features: t, frames };
+  }
+  if (kind === 'image' || kind === 'video') {
+    if (!Array.isArray(grid) || grid.length !== 3 || !grid.every((g) => isInt(g, 0, 1 << 20))) throw new FrameError(`media ${i}: ${kind} needs grid [t, h, w]`);
+    return { kind, pixelValues: t, grid: [grid[0], grid[1], grid[2]] as unknown as MediaGrid };
+  }
+  throw new FrameError(`media ${i}: unknown kind ${JSON.stringify(kind)}`);
+}
+
+/** Whether two media items have the same kind and shape (a reference must match what was staged). */
+function sameShape(a: ChunkMedia, b: ChunkMedia): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === 'audio') return b.kind === 'audio' && a.frames === b.frames;
+  return b.kind !== 'audio' && a.grid.every((g, k) => g === b.grid[k]);
+}
+
+/**
+ * The chunk of an APPEND frame; throws FrameError when meta and tensors disagree. `staged` looks
+ * up media references (version 2); a reference it does not know, or whose kind or shape differs
+ * from what was staged, is an error.
+ */
+export function chunkOf(frame: Pick<Frame, 'meta' | 'tensors'>, staged?: (ref: number) => ChunkMedia | undefined): ModelChunk {
   const { meta, tensors } = frame;
   const media = meta.media ?? [];
   if (!Array.isArray(media)) throw new FrameError('append meta.media must be an array');
-  if (tensors.length !== 2 + media.length) throw new FrameError(`append needs ${2 + media.length} tensors (ids, positions, media), got ${tensors.length}`);
+  const refs = (media as unknown[]).filter((m) => typeof m === 'object' && m !== null && (m as { ref?: unknown }).ref !== undefined).length;
+  const inline = media.length - refs;
+  if (tensors.length !== 2 + inline) throw new FrameError(`append needs ${2 + inline} tensors (ids, positions, ${inline} inline media), got ${tensors.length}`);
   const [ids, positions] = tensors;
   if (!(ids instanceof Int32Array)) throw new FrameError('append ids must be i32');
   if (!(positions instanceof Float32Array)) throw new FrameError('append positions must be f32');
   const out: ChunkMedia[] = [];
+  let next = 2;
   for (const [i, m] of (media as unknown[]).entries()) {
-    const t = tensors[2 + i];
-    if (!(t instanceof Float32Array)) throw new FrameError(`media ${i} must be f32`);
-    if (typeof m !== 'object' || m === null) throw new FrameError(`media ${i} must be an object`);
-    const { kind, frames, grid } = m as Record<string, unknown>;
-    if (kind === 'audio') {
-      if (!isInt(frames, 0, LIMITS.maxTensorElements)) throw new FrameError(`media ${i}: audio needs integer frames`);
-      out.push({ kind: 'audio', features: t, frames });
-    } else if (kind === 'image' || kind === 'video') {
-      if (!Array.isArray(grid) || grid.length !== 3 || !grid.every((g) => isInt(g, 0, 1 << 20))) throw new FrameError(`media ${i}: ${kind} needs grid [t, h, w]`);
-      out.push({ kind, pixelValues: t, grid: [grid[0], grid[1], grid[2]] as unknown as MediaGrid });
-    } else {
-      throw new FrameError(`media ${i}: unknown kind ${JSON.stringify(kind)}`);
+    const ref = (m as { ref?: unknown } | null)?.ref;
+    if (ref === undefined) {
+      out.push(mediaOf(m, tensors[next++], i));
+      continue;
     }
+    if (!isInt(ref, 1, 2 ** 32 - 1)) throw new FrameError(`media ${i}: ref must be a positive integer`);
+    const held = staged?.(ref);
+    if (!held) throw new FrameError(`media ${i}: no staged media ${ref} in this session`);
+    const described = mediaOf(m, mediaTensor(held), i);
+    if (!sameShape(described, held)) throw new FrameError(`media ${i}: staged media ${ref} is a ${held.kind} of another shape`);
+    out.push(held);
   }
   return { ids, positions, ...(out.length > 0 ? { media: out } : {}) };
+}
+
+/** The media item of a STAGE frame (`{ref, kind, frames | grid}` + one f32 tensor). */
+export function stagedOf(frame: Pick<Frame, 'meta' | 'tensors'>): { ref: number; media: ChunkMedia } {
+  const { ref } = frame.meta;
+  if (!isInt(ref, 1, 2 ** 32 - 1)) throw new FrameError('stage needs a positive integer ref');
+  if (frame.tensors.length !== 1) throw new FrameError(`stage needs exactly one tensor, got ${frame.tensors.length}`);
+  return { ref, media: mediaOf(frame.meta, frame.tensors[0], 0) };
+}
+
+/** Meta + tensors of a STAGE frame. */
+export function stagePayload(ref: number, m: ChunkMedia): { meta: Record<string, unknown>; tensors: Tensor[] } {
+  return { meta: { ...mediaShape(m), ref }, tensors: [mediaTensor(m)] };
 }
 
 /** The generate request as JSON (only the contract's fields travel). */

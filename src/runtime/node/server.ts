@@ -8,18 +8,21 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { RuntimeBackend, RuntimeSession } from '../contract.js';
+import type { ChunkMedia, RuntimeBackend, RuntimeSession } from '../contract.js';
 import { RuntimeError } from '../errors.js';
 import {
   FrameError,
   MessageType,
   PROTOCOL_VERSION,
   PROTOCOL_VERSIONS,
+  STAGING_VERSION,
   chunkOf,
   decodeFrame,
   encodeFrameParts,
   eventFrame,
   generateRequestOf,
+  mediaTensor,
+  stagedOf,
   subprotocolOf,
   versionOfSubprotocol,
   type Frame,
@@ -53,19 +56,29 @@ export interface RuntimeNodeServerOptions {
   nodeId?: string;
   /** Time limit of the runtime's health probe (HEALTH requests, /healthz). */
   healthTimeoutMs?: number;
+  /** Bytes of staged media one session may hold (protocol v2); a STAGE beyond it is refused. */
+  maxStagedBytes?: number;
   log?: NodeLogger;
 }
+
+/** Default bound of staged media per session: a few 1080p images' patches (50 MB each). */
+export const DEFAULT_MAX_STAGED_BYTES = 256 * 1024 * 1024;
 
 interface ServedSession {
   session: RuntimeSession;
   maxLength: number;
   /** Request id of the running generate, 0 when none. */
   generating: number;
+  /** Media the gateway uploaded ahead of the append that uses them, by the gateway's ref. */
+  staged: Map<number, ChunkMedia>;
+  stagedBytes: number;
 }
 
 interface Connection {
   ws: WebSocket;
   id: string;
+  /** Negotiated protocol version (every frame to this gateway carries it). */
+  version: number;
   sessions: Map<number, ServedSession>;
   lastSeen: number;
 }
@@ -77,10 +90,10 @@ export function secretMatches(presented: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-function sendFrame(ws: WebSocket, frame: Frame): void {
-  if (ws.readyState !== ws.OPEN) return;
+function sendFrame(conn: Pick<Connection, 'ws' | 'version'>, frame: Frame): void {
+  if (conn.ws.readyState !== conn.ws.OPEN) return;
   // Tensors go out from their own memory, never copied into a frame buffer.
-  sendParts(ws, encodeFrameParts(frame), false);
+  sendParts(conn.ws, encodeFrameParts(frame, conn.version), false);
 }
 
 function errorMeta(err: unknown, length?: number): Record<string, unknown> {
@@ -98,6 +111,7 @@ export class RuntimeNodeServer {
   private readonly deadAfterMs: number;
   private readonly maxPayload: number;
   private readonly healthTimeoutMs: number;
+  private readonly maxStagedBytes: number;
   private kvCapacity: number;
   private readonly log: NodeLogger;
   private readonly connections = new Set<Connection>();
@@ -117,6 +131,7 @@ export class RuntimeNodeServer {
     this.deadAfterMs = options.deadAfterMs ?? Math.max(4 * this.heartbeatMs, 2_000);
     this.maxPayload = options.maxPayload ?? 512 * 1024 * 1024;
     this.healthTimeoutMs = options.healthTimeoutMs ?? 2_000;
+    this.maxStagedBytes = options.maxStagedBytes ?? DEFAULT_MAX_STAGED_BYTES;
     this.kvCapacity = options.kvCapacity ?? 0;
     this.nodeId = options.nodeId ?? randomUUID();
     this.log = options.log ?? SILENT;
@@ -214,9 +229,9 @@ export class RuntimeNodeServer {
   }
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
-    const conn: Connection = { ws, id: randomUUID().slice(0, 8), sessions: new Map(), lastSeen: Date.now() };
-    this.connections.add(conn);
     const version = versionOfSubprotocol(ws.protocol) ?? PROTOCOL_VERSIONS[0];
+    const conn: Connection = { ws, id: randomUUID().slice(0, 8), version, sessions: new Map(), lastSeen: Date.now() };
+    this.connections.add(conn);
     this.log.info({ conn: conn.id, remote: req.socket.remoteAddress, version }, 'gateway connected');
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       conn.lastSeen = Date.now();
@@ -237,8 +252,8 @@ export class RuntimeNodeServer {
     ws.on('close', () => this.drop(conn));
     ws.on('error', (err) => this.log.warn({ conn: conn.id, err: err.message }, 'gateway connection error'));
     const hello: NodeHello = { version, nodeId: this.nodeId, model: this.modelName, heartbeatMs: this.heartbeatMs, maxSessions: this.maxSessions, maxPayload: this.maxPayload };
-    sendFrame(ws, { type: MessageType.HELLO, session: 0, request: 0, meta: { ...hello }, tensors: [] });
-    sendFrame(ws, { type: MessageType.LOAD, session: 0, request: 0, meta: { ...this.load }, tensors: [] });
+    sendFrame(conn, { type: MessageType.HELLO, session: 0, request: 0, meta: { ...hello }, tensors: [] });
+    sendFrame(conn, { type: MessageType.LOAD, session: 0, request: 0, meta: { ...this.load }, tensors: [] });
   }
 
   /** A gateway went away: its sessions are closed (running generates are cancelled first). */
@@ -253,6 +268,7 @@ export class RuntimeNodeServer {
     this.admitted--;
     if (s.generating) s.session.cancel();
     s.session.close();
+    s.staged.clear();
     this.log.info({ conn: conn.id, session: id, active: this.admitted }, 'session closed');
   }
 
@@ -272,16 +288,16 @@ export class RuntimeNodeServer {
         this.drop(c);
         continue;
       }
-      sendFrame(c.ws, { type: MessageType.LOAD, session: 0, request: 0, meta: { ...load }, tensors: [] });
+      sendFrame(c, { type: MessageType.LOAD, session: 0, request: 0, meta: { ...load }, tensors: [] });
     }
   }
 
   private reply(conn: Connection, frame: Frame, meta: Record<string, unknown>): void {
-    sendFrame(conn.ws, { type: MessageType.OK, session: frame.session, request: frame.request, meta, tensors: [] });
+    sendFrame(conn, { type: MessageType.OK, session: frame.session, request: frame.request, meta, tensors: [] });
   }
 
   private fail(conn: Connection, frame: Frame, err: unknown, length?: number): void {
-    sendFrame(conn.ws, { type: MessageType.ERROR, session: frame.session, request: frame.request, meta: errorMeta(err, length), tensors: [] });
+    sendFrame(conn, { type: MessageType.ERROR, session: frame.session, request: frame.request, meta: errorMeta(err, length), tensors: [] });
   }
 
   private served(conn: Connection, frame: Frame): ServedSession {
@@ -299,7 +315,7 @@ export class RuntimeNodeServer {
     };
     switch (frame.type) {
       case MessageType.PING:
-        sendFrame(conn.ws, { type: MessageType.PONG, session: 0, request: frame.request, meta: frame.meta, tensors: [] });
+        sendFrame(conn, { type: MessageType.PONG, session: 0, request: frame.request, meta: frame.meta, tensors: [] });
         return;
       case MessageType.OPEN:
         return this.open(conn, frame);
@@ -308,7 +324,8 @@ export class RuntimeNodeServer {
         return run(
           async () => {
             s = this.served(conn, frame);
-            await s.session.append(chunkOf(frame));
+            const held = s.staged;
+            await s.session.append(chunkOf(frame, (ref) => held.get(ref)));
             return { length: s.session.length };
           },
           () => s?.session.length,
@@ -336,6 +353,19 @@ export class RuntimeNodeServer {
       case MessageType.CANCEL:
         conn.sessions.get(frame.session)?.session.cancel();
         return;
+      case MessageType.STAGE:
+        return run(() => Promise.resolve().then(() => this.stage(conn, frame)));
+      case MessageType.UNSTAGE: {
+        const s = conn.sessions.get(frame.session);
+        const refs = Array.isArray(frame.meta.refs) ? (frame.meta.refs as unknown[]) : [];
+        for (const ref of refs) {
+          const m = typeof ref === 'number' ? s?.staged.get(ref) : undefined;
+          if (!m || !s) continue;
+          s.staged.delete(ref as number);
+          s.stagedBytes -= mediaTensor(m).byteLength;
+        }
+        return;
+      }
       case MessageType.GENERATE:
         return this.generate(conn, frame);
       case MessageType.CAPABILITIES:
@@ -369,15 +399,34 @@ export class RuntimeNodeServer {
           return;
         }
         const id = this.nextSession++;
-        conn.sessions.set(id, { session, maxLength: maxLength ?? 0, generating: 0 });
+        conn.sessions.set(id, { session, maxLength: maxLength ?? 0, generating: 0, staged: new Map(), stagedBytes: 0 });
         this.log.info({ conn: conn.id, session: id, active: this.admitted }, 'session opened');
-        sendFrame(conn.ws, { type: MessageType.OK, session: id, request: frame.request, meta: { length: session.length }, tensors: [] });
+        sendFrame(conn, { type: MessageType.OK, session: id, request: frame.request, meta: { length: session.length }, tensors: [] });
       },
       (err: unknown) => {
         this.admitted--;
         this.fail(conn, frame, err);
       },
     );
+  }
+
+  /**
+   * STAGE (v2): keeps a media item for a later APPEND of the same session to name by ref, so the
+   * turn's append carries only ids and positions. Bounded per session; the gateway unstages.
+   */
+  private stage(conn: Connection, frame: Frame): Record<string, unknown> {
+    if (conn.version < STAGING_VERSION) throw new RuntimeError('segment_invalid', `STAGE needs protocol version ${STAGING_VERSION}; this connection speaks ${conn.version}`);
+    const s = this.served(conn, frame);
+    const { ref, media } = stagedOf(frame);
+    const old = s.staged.get(ref);
+    const bytes = mediaTensor(media).byteLength;
+    const after = s.stagedBytes - (old ? mediaTensor(old).byteLength : 0) + bytes;
+    if (after > this.maxStagedBytes) {
+      throw new RuntimeError('segment_invalid', `staged media would take ${after} bytes in this session; the node holds at most ${this.maxStagedBytes} (unstage some first)`, 'ref');
+    }
+    s.staged.set(ref, media);
+    s.stagedBytes = after;
+    return { stagedBytes: after };
   }
 
   private generate(conn: Connection, frame: Frame): void {
@@ -402,7 +451,7 @@ export class RuntimeNodeServer {
             s.session.cancel();
             continue;
           }
-          sendFrame(conn.ws, eventFrame(frame.session, request, e, s.session.length));
+          sendFrame(conn, eventFrame(frame.session, request, e, s.session.length));
         }
       } catch (err) {
         this.fail(conn, frame, err, s.session.length);
