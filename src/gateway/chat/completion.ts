@@ -44,7 +44,16 @@ export function newId(prefix: string): string {
   return `${prefix}_${randomBytes(18).toString('base64url').replace(/[-_]/g, 'x')}`;
 }
 
-export class CompletionRun {
+/** A completion being served: its events, and how to stop it. */
+export interface ChatRun {
+  events(): AsyncGenerator<CompletionEvent>;
+  /** Stops the generation (the event stream then ends). */
+  cancel(): void;
+  /** Releases the engine without generating (when the request fails before streaming). */
+  close(): void;
+}
+
+export class CompletionRun implements ChatRun {
   private done = false;
 
   private constructor(

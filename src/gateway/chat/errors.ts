@@ -59,6 +59,8 @@ export function toChatError(err: unknown, param?: string): ChatError {
   if (err instanceof FusionError) return new ChatError(400, err.code, err.message, param ?? err.param ?? null);
   if (err instanceof RuntimeError) {
     if (err.code === 'context_full') return new ChatError(400, 'context_length_exceeded', err.message, 'messages');
+    // Every engine full (or vLLM-Omni answering 429/503): a retryable 503, not a server fault.
+    if (err.code === 'server_busy') return new ChatError(503, err.code, err.message, null);
     if (SERVER_RUNTIME_CODES.has(err.code)) return new ChatError(500, err.code, err.message, null);
     return new ChatError(400, err.code, err.message, param ?? err.param ?? null);
   }

@@ -5,8 +5,12 @@
 import { decodeBase64Strict } from '../../codecs/audio/base64.js';
 import { decodeAudioFile } from '../../codecs/audio/file_decoder.js';
 import { logMelFeatures } from '../../codecs/audio/mel.js';
+import { encodeWav } from '../../codecs/audio/wav.js';
+import { decodeImage } from '../../codecs/image/decode.js';
 import { imageToPatches } from '../../codecs/image/patches.js';
 import type { InputMedia } from '../../fusion/model_input.js';
+import type { TurnPart } from '../../runtime/contract.js';
+import sharp from 'sharp';
 import { invalidRequest, toChatError } from './errors.js';
 
 export interface MediaSourceOptions {
@@ -50,6 +54,34 @@ export async function imageMedia(bytes: Uint8Array, param: string): Promise<Inpu
   try {
     const patches = await imageToPatches(bytes);
     return { type: 'image', pixelValues: patches.pixelValues, grid: patches.grid, key: {} };
+  } catch (err) {
+    throw toChatError(err, param);
+  }
+}
+
+/** Decodes an audio file to 16 kHz mono and writes it as a PCM16 WAV (for whole-turn engines). */
+export async function audioTurnPart(bytes: Uint8Array, param: string, signal?: AbortSignal): Promise<TurnPart> {
+  try {
+    const decoded = await decodeAudioFile(bytes, signal ? { signal } : {});
+    return { type: 'audio', wav: encodeWav(decoded.samples, decoded.sampleRate) };
+  } catch (err) {
+    throw toChatError(err, param);
+  }
+}
+
+/**
+ * An image for a whole-turn engine: decoded in full first (the same checks and errors as the
+ * token path: corrupt, unsupported, too many pixels); JPEG and PNG go as sent, other formats as
+ * a PNG of the decoded pixels (lossless).
+ */
+export async function imageTurnPart(bytes: Uint8Array, param: string): Promise<TurnPart> {
+  try {
+    const image = await decodeImage(bytes);
+    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (image.format === 'jpeg') return { type: 'image', bytes: buf, mime: 'image/jpeg' };
+    if (image.format === 'png') return { type: 'image', bytes: buf, mime: 'image/png' };
+    const png = await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
+    return { type: 'image', bytes: png, mime: 'image/png' };
   } catch (err) {
     throw toChatError(err, param);
   }

@@ -31,9 +31,9 @@ export interface MessageContext {
 }
 
 type TextLike = string | readonly { type: 'text'; text: string }[];
-const joinText = (content: TextLike): string => (typeof content === 'string' ? content : content.map((p) => p.text).join(''));
+export const joinText = (content: TextLike): string => (typeof content === 'string' ? content : content.map((p) => p.text).join(''));
 
-function needs(capable: boolean, what: string, param: string): void {
+export function needs(capable: boolean, what: string, param: string): void {
   if (!capable) throw invalidRequest('modality_unsupported', `The loaded model does not take ${what} input.`, param);
 }
 
@@ -59,17 +59,8 @@ async function userPart(part: UserPart, param: string, ctx: MessageContext): Pro
       needs(caps.audioIn, 'audio', param);
       return [await audioMedia(mediaBytes(part.audio_url.url, field, { allowBareBase64: false }), field, ctx.signal)];
     }
-    case 'video_url': {
-      const field = typeof part.video_url === 'string' ? `${param}.video_url` : `${param}.video_url.url`;
-      const url = typeof part.video_url === 'string' ? part.video_url : part.video_url.url;
-      // Still refuse remote URLs first: that error tells the client what it can do instead.
-      mediaBytes(url, field, { allowBareBase64: false });
-      throw invalidRequest(
-        'video_unsupported',
-        `Video files are not supported on this endpoint yet; send the video as a frame list ({"type": "video", "video": ["data:image/jpeg;base64,...", ...]}) or use the realtime API.`,
-        field,
-      );
-    }
+    case 'video_url':
+      return refuseVideoFile(part, param);
     case 'video': {
       needs(caps.videoIn && caps.imageIn, 'video', param);
       return Promise.all(part.video.map((frame, k) => imageMedia(mediaBytes(frame, `${param}.video[${k}]`, { allowBareBase64: false }), `${param}.video[${k}]`)));
@@ -100,13 +91,30 @@ async function userMessage(m: UserMessage, param: string, ctx: MessageContext): 
   return { role: 'user', content: decoded.flat() };
 }
 
+/** An assistant message's text: its content, or the transcript of the earlier spoken reply it names. */
+export function assistantText(m: AssistantMessage, param: string, ctx: MessageContext): string {
+  const content = m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'text' ? p.text : p.refusal)).join('');
+  if (!m.audio) return content;
+  const transcript = ctx.transcripts.get(m.audio.id);
+  if (transcript === undefined) throw invalidRequest('invalid_value', `Audio '${m.audio.id}' is unknown or has expired.`, `${param}.audio.id`);
+  return content || transcript;
+}
+
+/** The refusal of a video file part (this endpoint takes frame lists; remote URLs are refused first). */
+export function refuseVideoFile(part: UserPart & { type: 'video_url' }, param: string): never {
+  const field = typeof part.video_url === 'string' ? `${param}.video_url` : `${param}.video_url.url`;
+  const url = typeof part.video_url === 'string' ? part.video_url : part.video_url.url;
+  // Still refuse remote URLs first: that error tells the client what it can do instead.
+  mediaBytes(url, field, { allowBareBase64: false });
+  throw invalidRequest(
+    'video_unsupported',
+    `Video files are not supported on this endpoint yet; send the video as a frame list ({"type": "video", "video": ["data:image/jpeg;base64,...", ...]}) or use the realtime API.`,
+    field,
+  );
+}
+
 function assistantMessage(m: AssistantMessage, param: string, ctx: MessageContext): InputMessage {
-  let content = m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'text' ? p.text : p.refusal)).join('');
-  if (m.audio) {
-    const transcript = ctx.transcripts.get(m.audio.id);
-    if (transcript === undefined) throw invalidRequest('invalid_value', `Audio '${m.audio.id}' is unknown or has expired.`, `${param}.audio.id`);
-    if (!content) content = transcript;
-  }
+  const content = assistantText(m, param, ctx);
   const toolCalls: ToolCall[] | undefined = m.tool_calls?.map((c) => ({ id: c.id, type: 'function', function: { name: c.function.name, arguments: c.function.arguments } }));
   return {
     role: 'assistant',
@@ -116,14 +124,28 @@ function assistantMessage(m: AssistantMessage, param: string, ctx: MessageContex
   };
 }
 
-/** Checks and converts the messages, decoding every media part. */
-export async function toInputMessages(messages: readonly unknown[], ctx: MessageContext): Promise<InputMessage[]> {
-  // Every shape is checked before any media is decoded: a bad last message costs no decoding.
+/** Checks every message's shape (and each user part's) before any media is decoded. */
+export function checkMessages(messages: readonly unknown[]): void {
   messages.forEach((raw, i) => {
     const role = (raw as { role: MessageRole }).role;
     checkSchema(MESSAGE_SCHEMAS[role], raw, `messages[${i}]`);
     if (role === 'user') checkUserParts(raw as UserMessage, `messages[${i}]`);
   });
+}
+
+/** The first failing message's error (not whichever media decode failed first), else the values. */
+export async function firstFailure<T>(pending: readonly Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(pending);
+  return settled.map((s) => {
+    if (s.status === 'rejected') throw s.reason;
+    return s.value;
+  });
+}
+
+/** Checks and converts the messages, decoding every media part. */
+export async function toInputMessages(messages: readonly unknown[], ctx: MessageContext): Promise<InputMessage[]> {
+  // Every shape is checked before any media is decoded: a bad last message costs no decoding.
+  checkMessages(messages);
   const pending = messages.map(async (raw, i): Promise<InputMessage> => {
     const param = `messages[${i}]`;
     const role = (raw as { role: MessageRole }).role;
@@ -139,10 +161,5 @@ export async function toInputMessages(messages: readonly unknown[], ctx: Message
         return { role: 'tool', content: joinText((raw as ToolMessage).content) };
     }
   });
-  // Report the first failing message, not whichever media decode failed first.
-  const settled = await Promise.allSettled(pending);
-  return settled.map((s) => {
-    if (s.status === 'rejected') throw s.reason;
-    return s.value;
-  });
+  return firstFailure(pending);
 }

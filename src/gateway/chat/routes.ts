@@ -9,13 +9,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { QwenTokenizer } from '../../codecs/text/tokenizer.js';
 import type { RuntimeBackend } from '../../runtime/contract.js';
 import { AudioTranscriptStore } from './audio_store.js';
-import { CompletionRun, newId, type CompletionDeps } from './completion.js';
-import { ChatError, sendChatError, toChatError } from './errors.js';
+import { CompletionRun, newId, type ChatRun, type CompletionDeps } from './completion.js';
+import { ChatError, invalidRequest, sendChatError, toChatError } from './errors.js';
 import { toInputMessages } from './messages.js';
 import { resolveChatOptions, type ChatDialect, type ChatOptions } from './options.js';
 import { collectReply, completionBody } from './response.js';
 import { ChatCompletionBody } from './schema.js';
 import { ChunkStream, SSE_DONE, sseEvent } from './stream.js';
+import { TurnCompletionRun } from './turn_completion.js';
+import { toTurnMessages } from './turn_messages.js';
 import { issueToError, type SchemaIssue } from './validation.js';
 
 /**
@@ -50,7 +52,7 @@ function clientGone(request: FastifyRequest, reply: FastifyReply): AbortControll
 }
 
 /** SSE text of a streamed completion; a failure mid-stream becomes an `error` event. */
-async function* sseText(run: CompletionRun, chunks: ChunkStream, onDone: (transcript: string) => void, log: FastifyRequest['log']): AsyncGenerator<string> {
+async function* sseText(run: ChatRun, chunks: ChunkStream, onDone: (transcript: string) => void, log: FastifyRequest['log']): AsyncGenerator<string> {
   yield sseEvent(chunks.first());
   let transcript = '';
   try {
@@ -75,7 +77,7 @@ async function handle(dialect: ChatDialect, deps: Required<ChatRoutesDeps>, requ
   }
   const body = request.body as ChatCompletionBody;
   const gone = clientGone(request, reply);
-  let run: CompletionRun;
+  let run: ChatRun;
   let options: ChatOptions;
   try {
     const caps = await deps.runtime.capabilities().catch((err: unknown) => {
@@ -84,9 +86,18 @@ async function handle(dialect: ChatDialect, deps: Required<ChatRoutesDeps>, requ
       throw new ChatError(503, 'runtime_unavailable', 'The model runtime is not available; see /readyz for the reason.');
     });
     options = resolveChatOptions(body, dialect, caps);
-    const messages = await toInputMessages(body.messages, { capabilities: caps, transcripts: deps.transcripts, signal: gone.signal });
-    const completion: CompletionDeps = { runtime: deps.runtime, tokenizer: deps.tokenizer };
-    run = await CompletionRun.start(completion, messages, options, caps, gone.signal);
+    const context = { capabilities: caps, transcripts: deps.transcripts, signal: gone.signal };
+    if (deps.runtime.turn) {
+      // A whole-turn engine (vLLM-Omni) renders the prompt and decides on reasoning itself.
+      if (body.thinking?.budget_tokens !== undefined) {
+        throw invalidRequest('unsupported_parameter', `'thinking.budget_tokens' needs a token-level runtime; this gateway serves turns through ${deps.runtime.kind}.`, 'thinking.budget_tokens');
+      }
+      run = await TurnCompletionRun.start(deps.runtime, await toTurnMessages(body.messages, context), options, gone.signal);
+    } else {
+      const messages = await toInputMessages(body.messages, context);
+      const completion: CompletionDeps = { runtime: deps.runtime, tokenizer: deps.tokenizer };
+      run = await CompletionRun.start(completion, messages, options, caps, gone.signal);
+    }
   } catch (err) {
     return sendChatError(reply, gone.signal.aborted ? gone.signal.reason : err);
   }
