@@ -53,6 +53,55 @@ export interface ChatRun {
   close(): void;
 }
 
+type AnswerPart =
+  | { type: 'reasoning'; delta: string }
+  | { type: 'text'; delta: string }
+  | { type: 'tool_call'; name: string; arguments: string }
+  | { type: 'audio'; samples: Float32Array };
+
+/**
+ * The reply as the client gets it, whatever engine wrote it: stop sequences cut the text (and
+ * `onStop` stops the engine; what it still sends is past the stop and dropped), tool calls get ids
+ * when the request had tools (without tools a call is just text the model wrote).
+ */
+export class AnswerShaper {
+  private readonly stop: StopMatcher;
+  private stopped = false;
+  private toolCalls = 0;
+
+  constructor(
+    private readonly options: Pick<ChatOptions, 'stop' | 'tools'>,
+    private readonly onStop: () => void,
+  ) {
+    this.stop = new StopMatcher(options.stop);
+  }
+
+  *shape(e: AnswerPart): Generator<CompletionEvent> {
+    if (this.stopped) return;
+    if (e.type === 'reasoning' || e.type === 'audio') {
+      yield e;
+    } else if (e.type === 'tool_call') {
+      if (this.options.tools) yield { type: 'tool_call', index: this.toolCalls++, id: newId('call'), name: e.name, arguments: e.arguments };
+      else yield { type: 'text', delta: `<tool_call>${JSON.stringify({ name: e.name, arguments: e.arguments })}</tool_call>` };
+    } else {
+      const out = this.stop.push(e.delta);
+      if (out.text) yield { type: 'text', delta: out.text };
+      if (out.stopped) {
+        this.stopped = true;
+        this.onStop();
+      }
+    }
+  }
+
+  /** The held-back text (when no stop sequence matched) and the closing event. */
+  *finish(cutByLength: boolean, usage: CompletionUsage): Generator<CompletionEvent> {
+    const rest = this.stopped ? '' : this.stop.flush();
+    if (rest) yield { type: 'text', delta: rest };
+    const finishReason: FinishReason = cutByLength ? 'length' : this.toolCalls > 0 ? 'tool_calls' : 'stop';
+    yield { type: 'done', finishReason, usage };
+  }
+}
+
 export class CompletionRun implements ChatRun {
   private done = false;
 
@@ -113,42 +162,21 @@ export class CompletionRun implements ChatRun {
   }
 
   async *events(): AsyncGenerator<CompletionEvent> {
-    const { options } = this;
-    const stop = new StopMatcher(options.stop);
-    let stopped = false;
-    let toolCalls = 0;
+    const shaper = new AnswerShaper(this.options, () => this.session.cancel());
     try {
       const reply = streamReply(this.ctx, this.deps.tokenizer, {
         maxTokens: this.maxTokens,
-        sampling: options.sampling,
-        thinking: options.thinking,
-        ...(options.speech ? { speech: options.speech.voice ? { voice: options.speech.voice } : {} } : {}),
+        sampling: this.options.sampling,
+        thinking: this.options.thinking,
+        ...(this.options.speech ? { speech: this.options.speech.voice ? { voice: this.options.speech.voice } : {} } : {}),
       });
       for await (const e of reply) {
         if (e.type === 'done') {
-          const rest = stopped ? '' : stop.flush();
-          if (rest) yield { type: 'text', delta: rest };
           this.done = true;
-          const finishReason: FinishReason = e.reason === 'length' ? 'length' : toolCalls > 0 ? 'tool_calls' : 'stop';
-          yield { type: 'done', finishReason, usage: { promptTokens: this.promptTokens, completionTokens: e.usage.outputTokens, reasoningTokens: e.usage.thinkingTokens } };
+          yield* shaper.finish(e.reason === 'length', { promptTokens: this.promptTokens, completionTokens: e.usage.outputTokens, reasoningTokens: e.usage.thinkingTokens });
           return;
         }
-        // After a stop sequence the runtime is cancelled; what it still sends is past the stop.
-        if (stopped) continue;
-        if (e.type === 'reasoning') yield e;
-        else if (e.type === 'audio') yield { type: 'audio', samples: e.samples };
-        else if (e.type === 'tool_call') {
-          if (options.tools) yield { type: 'tool_call', index: toolCalls++, id: newId('call'), name: e.name, arguments: e.arguments };
-          // Without tools in the prompt a call is just text the model wrote.
-          else yield { type: 'text', delta: `<tool_call>${JSON.stringify({ name: e.name, arguments: e.arguments })}</tool_call>` };
-        } else {
-          const out = stop.push(e.delta);
-          if (out.text) yield { type: 'text', delta: out.text };
-          if (out.stopped) {
-            stopped = true;
-            this.session.cancel();
-          }
-        }
+        yield* shaper.shape(e.type === 'audio' ? { type: 'audio', samples: e.samples } : e);
       }
     } finally {
       // Reached on completion, on an error, and when the consumer stops early (client gone).

@@ -33,40 +33,60 @@ export interface MessageContext {
 type TextLike = string | readonly { type: 'text'; text: string }[];
 export const joinText = (content: TextLike): string => (typeof content === 'string' ? content : content.map((p) => p.text).join(''));
 
-export function needs(capable: boolean, what: string, param: string): void {
+function needs(capable: boolean, what: string, param: string): void {
   if (!capable) throw invalidRequest('modality_unsupported', `The loaded model does not take ${what} input.`, param);
 }
 
+/**
+ * What a request's media become: features for token-level engines (this file), normalised files
+ * for whole-turn ones (turn_messages.ts). Each decoder reports its own errors against `field`.
+ */
+export interface PartDecoders<P> {
+  text(text: string): P;
+  image(bytes: Uint8Array, field: string): Promise<P>;
+  audio(bytes: Uint8Array, field: string, signal?: AbortSignal): Promise<P>;
+  /** Whether a frame list (a `video` part) can be served by this runtime. */
+  framesAccepted(caps: RuntimeCapabilities): boolean;
+}
+
 /** One user content part to model input parts (a frame list gives one image per frame). */
-async function userPart(part: UserPart, param: string, ctx: MessageContext): Promise<InputPart[]> {
+export async function userPart<P>(part: UserPart, param: string, ctx: MessageContext, decode: PartDecoders<P>): Promise<P[]> {
   const caps = ctx.capabilities;
   switch (part.type) {
     case 'text':
-      return [part];
+      return [decode.text(part.text)];
     case 'image_url': {
       const url = typeof part.image_url === 'string' ? part.image_url : part.image_url.url;
       const field = typeof part.image_url === 'string' ? `${param}.image_url` : `${param}.image_url.url`;
       needs(caps.imageIn, 'image', param);
-      return [await imageMedia(mediaBytes(url, field, { allowBareBase64: false }), field)];
+      return [await decode.image(mediaBytes(url, field, { allowBareBase64: false }), field)];
     }
     case 'input_audio': {
       const field = `${param}.input_audio.data`;
       needs(caps.audioIn, 'audio', param);
-      return [await audioMedia(mediaBytes(part.input_audio.data, field, { allowBareBase64: true }), field, ctx.signal)];
+      return [await decode.audio(mediaBytes(part.input_audio.data, field, { allowBareBase64: true }), field, ctx.signal)];
     }
     case 'audio_url': {
       const field = `${param}.audio_url.url`;
       needs(caps.audioIn, 'audio', param);
-      return [await audioMedia(mediaBytes(part.audio_url.url, field, { allowBareBase64: false }), field, ctx.signal)];
+      return [await decode.audio(mediaBytes(part.audio_url.url, field, { allowBareBase64: false }), field, ctx.signal)];
     }
     case 'video_url':
       return refuseVideoFile(part, param);
     case 'video': {
-      needs(caps.videoIn && caps.imageIn, 'video', param);
-      return Promise.all(part.video.map((frame, k) => imageMedia(mediaBytes(frame, `${param}.video[${k}]`, { allowBareBase64: false }), `${param}.video[${k}]`)));
+      needs(decode.framesAccepted(caps), 'video', param);
+      return Promise.all(part.video.map((frame, k) => decode.image(mediaBytes(frame, `${param}.video[${k}]`, { allowBareBase64: false }), `${param}.video[${k}]`)));
     }
   }
 }
+
+/** Token-level engines: audio to log-mel features, images to patches. */
+const FEATURES: PartDecoders<InputPart> = {
+  text: (text) => ({ type: 'text', text }),
+  image: imageMedia,
+  audio: audioMedia,
+  framesAccepted: (caps) => caps.videoIn && caps.imageIn,
+};
 
 /** Checks each part of a user message against the schema of its `type`. */
 function checkUserParts(m: UserMessage, param: string): void {
@@ -87,7 +107,7 @@ function checkUserParts(m: UserMessage, param: string): void {
 
 async function userMessage(m: UserMessage, param: string, ctx: MessageContext): Promise<InputMessage> {
   if (typeof m.content === 'string') return { role: 'user', content: m.content };
-  const decoded = await Promise.all(m.content.map((part, j) => userPart(part as UserPart, `${param}.content[${j}]`, ctx)));
+  const decoded = await Promise.all(m.content.map((part, j) => userPart(part as UserPart, `${param}.content[${j}]`, ctx, FEATURES)));
   return { role: 'user', content: decoded.flat() };
 }
 

@@ -5,10 +5,9 @@
 // that refuses the request gets a JSON error, not a broken stream. Cancel aborts the engine's
 // stream (vLLM-Omni stops the request when its HTTP stream closes).
 import type { RuntimeBackend, TurnEvent, TurnMessage } from '../../runtime/contract.js';
-import { DEFAULT_MAX_TOKENS, newId, type ChatRun, type CompletionEvent, type FinishReason } from './completion.js';
+import { AnswerShaper, DEFAULT_MAX_TOKENS, type ChatRun, type CompletionEvent } from './completion.js';
 import { toChatError } from './errors.js';
 import type { ChatOptions } from './options.js';
-import { StopMatcher } from './stop.js';
 
 export class TurnCompletionRun implements ChatRun {
   private done = false;
@@ -56,34 +55,16 @@ export class TurnCompletionRun implements ChatRun {
   }
 
   async *events(): AsyncGenerator<CompletionEvent> {
-    const stop = new StopMatcher(this.options.stop);
-    let stopped = false;
-    let toolCalls = 0;
+    const shaper = new AnswerShaper(this.options, () => this.abort.abort());
     try {
       for (let r = this.first; !r.done; r = await this.turn.next()) {
         const e = r.value;
         if (e.type === 'done') {
-          const rest = stopped ? '' : stop.flush();
-          if (rest) yield { type: 'text', delta: rest };
           this.done = true;
-          const finishReason: FinishReason = e.reason === 'length' ? 'length' : e.reason === 'tool_calls' || toolCalls > 0 ? 'tool_calls' : 'stop';
-          yield { type: 'done', finishReason, usage: { promptTokens: e.usage.promptTokens, completionTokens: e.usage.outputTokens, reasoningTokens: 0 } };
+          yield* shaper.finish(e.reason === 'length', { promptTokens: e.usage.promptTokens, completionTokens: e.usage.outputTokens, reasoningTokens: 0 });
           return;
         }
-        // After a stop sequence the stream is being closed; what still arrives is past the stop.
-        if (stopped) continue;
-        if (e.type === 'audio') yield { type: 'audio', samples: e.samples };
-        else if (e.type === 'tool_call') {
-          if (this.options.tools) yield { type: 'tool_call', index: toolCalls++, id: newId('call'), name: e.name, arguments: e.arguments };
-          else yield { type: 'text', delta: `<tool_call>${JSON.stringify({ name: e.name, arguments: e.arguments })}</tool_call>` };
-        } else {
-          const out = stop.push(e.delta);
-          if (out.text) yield { type: 'text', delta: out.text };
-          if (out.stopped) {
-            stopped = true;
-            this.abort.abort();
-          }
-        }
+        yield* shaper.shape(e);
       }
     } finally {
       if (!this.done) this.abort.abort();

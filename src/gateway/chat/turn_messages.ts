@@ -3,38 +3,17 @@
 // 16 kHz PCM16 WAV, images checked and sent as JPEG or PNG, tool calls and tool results in the
 // OpenAI shape the engine's template renders.
 import type { TurnMessage, TurnPart } from '../../runtime/contract.js';
-import { audioTurnPart, imageTurnPart, mediaBytes } from './media.js';
-import { assistantText, checkMessages, firstFailure, joinText, needs, refuseVideoFile, type MessageContext } from './messages.js';
+import { audioTurnPart, imageTurnPart } from './media.js';
+import { assistantText, checkMessages, firstFailure, joinText, userPart, type MessageContext, type PartDecoders } from './messages.js';
 import type { AssistantMessage, MessageRole, SystemMessage, ToolMessage, UserMessage, UserPart } from './schema.js';
 
-async function userParts(part: UserPart, param: string, ctx: MessageContext): Promise<TurnPart[]> {
-  const caps = ctx.capabilities;
-  switch (part.type) {
-    case 'text':
-      return [{ type: 'text', text: part.text }];
-    case 'image_url': {
-      const url = typeof part.image_url === 'string' ? part.image_url : part.image_url.url;
-      const field = typeof part.image_url === 'string' ? `${param}.image_url` : `${param}.image_url.url`;
-      needs(caps.imageIn, 'image', param);
-      return [await imageTurnPart(mediaBytes(url, field, { allowBareBase64: false }), field)];
-    }
-    case 'input_audio': {
-      const field = `${param}.input_audio.data`;
-      needs(caps.audioIn, 'audio', param);
-      return [await audioTurnPart(mediaBytes(part.input_audio.data, field, { allowBareBase64: true }), field, ctx.signal)];
-    }
-    case 'audio_url': {
-      const field = `${param}.audio_url.url`;
-      needs(caps.audioIn, 'audio', param);
-      return [await audioTurnPart(mediaBytes(part.audio_url.url, field, { allowBareBase64: false }), field, ctx.signal)];
-    }
-    case 'video_url':
-      return refuseVideoFile(part, param);
-    case 'video':
-      needs(caps.imageIn, 'video', param);
-      return Promise.all(part.video.map((frame, k) => imageTurnPart(mediaBytes(frame, `${param}.video[${k}]`, { allowBareBase64: false }), `${param}.video[${k}]`)));
-  }
-}
+/** Whole-turn engines: audio as a 16 kHz WAV, images as JPEG/PNG files, frame lists as images. */
+const FILES: PartDecoders<TurnPart> = {
+  text: (text) => ({ type: 'text', text }),
+  image: imageTurnPart,
+  audio: audioTurnPart,
+  framesAccepted: (caps) => caps.imageIn,
+};
 
 /** Checks and converts the messages for a whole-turn engine, normalising every media part. */
 export async function toTurnMessages(messages: readonly unknown[], ctx: MessageContext): Promise<TurnMessage[]> {
@@ -49,7 +28,7 @@ export async function toTurnMessages(messages: readonly unknown[], ctx: MessageC
       case 'user': {
         const m = raw as UserMessage;
         if (typeof m.content === 'string') return { role: 'user', content: m.content };
-        const parts = await Promise.all(m.content.map((part, j) => userParts(part as UserPart, `${param}.content[${j}]`, ctx)));
+        const parts = await Promise.all(m.content.map((part, j) => userPart(part as UserPart, `${param}.content[${j}]`, ctx, FILES)));
         return { role: 'user', content: parts.flat() };
       }
       case 'assistant': {
