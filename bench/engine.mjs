@@ -172,6 +172,17 @@ async function drain(session, request) {
   await drain(s, { ...gen, maxTokens: 4 });
   s.close();
 }
+// Where the weights live after load (the engine copies the decoder's matrices into anonymous memory
+// with transparent huge pages when they fit, OMNI_ENGINE_WEIGHTS=map|copy|auto): AnonHugePages of this
+// process (the engine's copy; 0 = read in place from the mapped file) and its resident set.
+function memoryFacts() {
+  const kb = (text, key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+  const status = readFileSync('/proc/self/status', 'utf8');
+  let huge = 0;
+  for (const m of readFileSync('/proc/self/smaps', 'utf8').matchAll(/^AnonHugePages:\s+(\d+) kB/gm)) huge += Number(m[1]) * 1024;
+  return { anonHugePages: huge, rssAnon: kb(status, 'RssAnon'), rssFile: kb(status, 'RssFile') };
+}
+const memory = process.platform === 'linux' ? memoryFacts() : null;
 // RUNS x (fresh session, prefill, greedy decode); the table takes the best run of each (the machine is shared and noisy).
 const RUNS = 3;
 const prefillRuns = [];
@@ -261,6 +272,7 @@ const theirs = Object.fromEntries(Object.entries(ref).map(([k, r]) => [k, {
 }]));
 console.log(`\nmachine: ${threads} CPUs (nproc), ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; load average ${load0.map((v) => v.toFixed(2)).join(' ')} at start, ${load1.map((v) => v.toFixed(2)).join(' ')} at end`);
 console.log(`engine kernels: ${nativeAddon().thinkerKernelLevel}, threads ${threads}; checkpoint ${midDir} (bf16, vocab ${VOCAB})`);
+if (memory) console.log(`engine weights after load (OMNI_ENGINE_WEIGHTS=${process.env.OMNI_ENGINE_WEIGHTS ?? 'auto'}): ${(memory.anonHugePages / 1e6).toFixed(0)} MB in anonymous huge pages (whole process); RSS anonymous ${(memory.rssAnon / 1e6).toFixed(0)} MB, file-backed ${(memory.rssFile / 1e6).toFixed(0)} MB`);
 if (ref.float32) console.log(`transformers ${ref.float32.transformers}, torch ${ref.float32.torch}, torch.set_num_threads(${ref.float32.threads}), experts implementation ${ref.float32.experts_implementation ?? 'default (eager loop over hit experts)'}`);
 const cols = ['ours', ...Object.keys(theirs).map((k) => `transformers ${k}`), ...Object.keys(theirs).map((k) => `ours / ${k}`)];
 const row = (label, key) => [label, fmt(ours[key]), ...Object.values(theirs).map((t) => fmt(t[key])), ...Object.values(theirs).map((t) => `${fmt(ours[key] / t[key], 2)}x`)];
@@ -297,5 +309,5 @@ console.log(`  target >= 50% of the bandwidth limit: vs copy (bytes copied/s) ${
 
 writeFileSync(join(out, 'engine.json'), `${JSON.stringify({
   threads, cpu: cpus()[0]?.model, load: { start: load0, end: load1 }, bandwidth: bw, ours, prefillRuns, decodeRuns, batchS, batchSteps, batchPasses,
-  reference: ref, activeBytes, attnBytes, expertBytes, lmHeadBytes, kvBytes, ourTokens,
+  reference: ref, activeBytes, attnBytes, expertBytes, lmHeadBytes, kvBytes, ourTokens, memory,
 }, null, 1)}\n`);

@@ -1,14 +1,22 @@
 #include "kernels.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "../simd.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(OMNI_NO_CLONES)
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 reports the deliberately undefined upper halves inside some AVX-512 intrinsics
+// (_mm512_undefined_*) as maybe-uninitialized; they are not read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #define ENGINE_X86 1
 #define ENGINE_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define ENGINE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #endif
 
 namespace omni::engine {
@@ -146,6 +154,20 @@ ENGINE_AVX2 void TileAvx2(const float* X, int64_t ldx, const uint8_t* const* w, 
 }
 #endif
 
+bool UseAvx512() {
+#if defined(ENGINE_X86)
+  static const bool ok = [] {
+    const char* env = std::getenv("OMNI_ENGINE_AVX512");
+    if (env && env[0] == '0') return false;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
+
 bool UseAvx2() {
 #if defined(ENGINE_X86)
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
@@ -256,6 +278,102 @@ float Dot(const float* a, const float* b, int64_t n) {
 
 OMNI_CLONES void Axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+namespace {
+
+// Slots per block of WeightedRows: a block of V rows stays in L1 while every d chunk passes over it.
+constexpr int64_t kValueBlock = 64;
+
+void WeightedRowsPortable(const float* P, int64_t H, int64_t ldp, const float* V, int64_t n, int64_t ldv, int64_t dim, float* out, int64_t ldo) {
+  for (int64_t h = 0; h < H; ++h) {
+    float* o = out + h * ldo;
+    std::fill(o, o + dim, 0.0f);
+    for (int64_t j = 0; j < n; ++j) Axpy(P[h * ldp + j], V + j * ldv, o, dim);
+  }
+}
+
+#if defined(ENGINE_X86)
+// The empty asm hides the product from the compiler, so that it cannot fuse the multiply and the
+// add into an FMA (Axpy rounds both).
+template <int NH>
+ENGINE_AVX2 void WeightedAvx2(const float* P, int64_t ldp, const float* V, int64_t n, int64_t ldv, int64_t dim, float* out, int64_t ldo) {
+  int64_t d = 0;
+  for (; d + 8 <= dim; d += 8) {
+    for (int64_t j0 = 0; j0 < n; j0 += kValueBlock) {
+      const int64_t j1 = std::min(n, j0 + kValueBlock);
+      __m256 acc[NH];
+      for (int h = 0; h < NH; ++h) acc[h] = j0 ? _mm256_loadu_ps(out + h * ldo + d) : _mm256_setzero_ps();
+      for (int64_t j = j0; j < j1; ++j) {
+        const __m256 v = _mm256_loadu_ps(V + j * ldv + d);
+        for (int h = 0; h < NH; ++h) {
+          __m256 prod = _mm256_mul_ps(_mm256_broadcast_ss(P + h * ldp + j), v);
+          __asm__("" : "+x"(prod));
+          acc[h] = _mm256_add_ps(acc[h], prod);
+        }
+      }
+      for (int h = 0; h < NH; ++h) _mm256_storeu_ps(out + h * ldo + d, acc[h]);
+    }
+  }
+  for (; d < dim; ++d)
+    for (int h = 0; h < NH; ++h) {
+      float s = 0.0f;
+      for (int64_t j = 0; j < n; ++j) {
+        volatile float prod = P[h * ldp + j] * V[j * ldv + d];
+        s += prod;
+      }
+      out[h * ldo + d] = s;
+    }
+}
+
+template <int NH>
+ENGINE_AVX512 void WeightedAvx512(const float* P, int64_t ldp, const float* V, int64_t n, int64_t ldv, int64_t dim, float* out, int64_t ldo) {
+  if (dim % 16 != 0) return WeightedAvx2<NH>(P, ldp, V, n, ldv, dim, out, ldo);
+  for (int64_t d = 0; d < dim; d += 16) {
+    for (int64_t j0 = 0; j0 < n; j0 += kValueBlock) {
+      const int64_t j1 = std::min(n, j0 + kValueBlock);
+      __m512 acc[NH];
+      for (int h = 0; h < NH; ++h) acc[h] = j0 ? _mm512_loadu_ps(out + h * ldo + d) : _mm512_setzero_ps();
+      for (int64_t j = j0; j < j1; ++j) {
+        const __m512 v = _mm512_loadu_ps(V + j * ldv + d);
+        for (int h = 0; h < NH; ++h) {
+          __m512 prod = _mm512_mul_ps(_mm512_set1_ps(P[h * ldp + j]), v);
+          __asm__("" : "+v"(prod));
+          acc[h] = _mm512_add_ps(acc[h], prod);
+        }
+      }
+      for (int h = 0; h < NH; ++h) _mm512_storeu_ps(out + h * ldo + d, acc[h]);
+    }
+  }
+}
+
+using WeightedFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);
+
+template <int NH>
+WeightedFn PickWeighted() {
+  return UseAvx512() ? &WeightedAvx512<NH> : &WeightedAvx2<NH>;
+}
+#endif
+
+}  // namespace
+
+void WeightedRows(const float* P, int64_t H, int64_t ldp, const float* V, int64_t n, int64_t ldv, int64_t dim, float* out, int64_t ldo) {
+#if defined(ENGINE_X86)
+  if (UseAvx2()) {
+    static const WeightedFn fns[8] = {PickWeighted<1>(), PickWeighted<2>(), PickWeighted<3>(), PickWeighted<4>(),
+                                      PickWeighted<5>(), PickWeighted<6>(), PickWeighted<7>(), PickWeighted<8>()};
+    if (n <= 0) {
+      for (int64_t h = 0; h < H; ++h) std::fill(out + h * ldo, out + h * ldo + dim, 0.0f);
+      return;
+    }
+    for (int64_t h = 0; h < H; h += 8) {
+      const int64_t nh = std::min<int64_t>(8, H - h);
+      fns[nh - 1](P + h * ldp, ldp, V, n, ldv, dim, out + h * ldo, ldo);
+    }
+    return;
+  }
+#endif
+  WeightedRowsPortable(P, H, ldp, V, n, ldv, dim, out, ldo);
 }
 
 OMNI_CLONES void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {

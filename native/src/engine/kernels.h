@@ -42,6 +42,12 @@ float Dot(const float* a, const float* b, int64_t n);
 // y += a * x
 void Axpy(float a, const float* x, float* y, int64_t n);
 
+// Attention's weighted sum of values for H heads at once: out[h * ldo + d] = 0, then for j = 0..n-1
+// in order out[h * ldo + d] += P[h * ldp + j] * V[j * ldv + d] (d < dim), rounding the product and
+// the sum separately: bit-identical to H x (fill 0; n Axpy calls), but each V row is read once for
+// all heads and the sums stay in registers across slots.
+void WeightedRows(const float* P, int64_t H, int64_t ldp, const float* V, int64_t n, int64_t ldv, int64_t dim, float* out, int64_t ldo);
+
 // In-place softmax over n values.
 void Softmax(float* x, int64_t n);
 

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace omni::engine {
 
@@ -193,6 +197,87 @@ ThinkerModel::ThinkerModel(ThinkerConfig cfg, const std::vector<std::string>& fi
     if (i % 3 == 2 && i < 3 * c.mrope[2]) row = 2;
     freq_row_[i] = row;
   }
+
+  int mode = c.weights;
+  if (const char* env = std::getenv("OMNI_ENGINE_WEIGHTS")) {
+    const std::string v(env);
+    if (v == "map") mode = ThinkerConfig::kWeightsMap;
+    if (v == "copy") mode = ThinkerConfig::kWeightsCopy;
+    if (v == "auto") mode = ThinkerConfig::kWeightsAuto;
+  }
+  if (mode != ThinkerConfig::kWeightsMap) CopyWeights(mode == ThinkerConfig::kWeightsCopy);
+}
+
+void ThinkerModel::CopyWeights(bool always) {
+  // Every matrix the forward pass streams (not the embedding tables, read one row per token): their
+  // byte ranges in the mappings, merged where they overlap or touch (fused expert tensors).
+  std::vector<Matrix*> mats;
+  for (Layer& L : layers_) {
+    for (Matrix* m : {&L.q, &L.k, &L.v, &L.o, &L.router, &L.shared_gate, &L.shared_up, &L.shared_down, &L.shared_router})
+      mats.push_back(m);
+    for (auto* list : {&L.gate, &L.up, &L.down})
+      for (Matrix& m : *list) mats.push_back(&m);
+  }
+  for (Matrix& m : heads_) mats.push_back(&m);
+  for (Projection& p : projs_) {
+    mats.push_back(&p.fc1);
+    mats.push_back(&p.fc2);
+  }
+  struct Range {
+    const uint8_t *lo, *hi;
+    uint64_t dst;
+  };
+  std::vector<Range> ranges;
+  for (const Matrix* m : mats)
+    if (m->data) ranges.push_back({m->data, m->data + static_cast<size_t>(m->rows * m->cols) * DTypeBytes(m->dtype), 0});
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.lo < b.lo; });
+  std::vector<Range> merged;
+  uint64_t total = 0;
+  for (const Range& r : ranges) {
+    if (!merged.empty() && r.lo <= merged.back().hi) {
+      merged.back().hi = std::max(merged.back().hi, r.hi);
+      continue;
+    }
+    if (!merged.empty()) total += static_cast<uint64_t>(merged.back().hi - merged.back().lo + 63) / 64 * 64;
+    merged.push_back({r.lo, r.hi, total});
+  }
+  if (merged.empty()) return;
+  total += static_cast<uint64_t>(merged.back().hi - merged.back().lo + 63) / 64 * 64;
+  if (!always) {
+    const uint64_t avail = AvailableMemoryBytes();
+    if (avail == 0 || total > avail / 2) return;
+  }
+  try {
+    weights_ = std::make_unique<AnonymousBuffer>(total);
+  } catch (const EngineError&) {
+    if (always) throw;
+    return;  // auto: no memory for the copy, read in place
+  }
+  uint8_t* dst = weights_->data();
+  // Copy in 4 MiB pieces on the pool (the first read of a cold checkpoint comes from disk).
+  constexpr uint64_t kPiece = 4ull << 20;
+  std::vector<std::pair<size_t, uint64_t>> pieces;  // (range, offset in it)
+  for (size_t i = 0; i < merged.size(); ++i)
+    for (uint64_t off = 0; off < static_cast<uint64_t>(merged[i].hi - merged[i].lo); off += kPiece) pieces.push_back({i, off});
+  pool_.Run(static_cast<int64_t>(pieces.size()), [&](int64_t p) {
+    const Range& r = merged[pieces[p].first];
+    const uint64_t off = pieces[p].second, n = std::min<uint64_t>(kPiece, static_cast<uint64_t>(r.hi - r.lo) - off);
+    std::memcpy(dst + r.dst + off, r.lo + off, n);
+  });
+  for (Matrix* m : mats) {
+    if (!m->data) continue;
+    auto it = std::upper_bound(merged.begin(), merged.end(), m->data, [](const uint8_t* p, const Range& r) { return p < r.lo; });
+    --it;
+    m->data = dst + it->dst + (m->data - it->lo);
+  }
+  // The mapped pages of the copied ranges are not read again: drop them from this process (they
+  // stay in the page cache, which the kernel may evict).
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  for (const Range& r : merged) {
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(r.lo) + page - 1) / page * page, hi = reinterpret_cast<uintptr_t>(r.hi) / page * page;
+    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  }
+  huge_page_bytes_ = weights_->HugePageBytes();
 }
 
 void ThinkerModel::Embed(const int32_t* ids, int64_t n, float* out, int table) const {
@@ -293,8 +378,9 @@ void ThinkerModel::Attention(ForwardInput& in, const Layer& L, int64_t layer, fl
   });
   // Causal attention of each row over its session's slots 0..index, per (row, KV head): the `group`
   // query heads sharing a KV head are scored together against each cached key (DotRows: each score
-  // is the same dot product as Dot) and summed over the values in one pass (per head, the same Axpy
-  // sequence in slot order), so each cached K/V row is read once per group, not once per head.
+  // is the same dot product as Dot) and summed over the values in one pass (WeightedRows: per head
+  // the same products and sums in slot order as an Axpy per slot, with the sums held in registers),
+  // so each cached K/V row is read once per group, not once per head.
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   double work = 0;
   for (const StepRow& r : in.rows) work += static_cast<double>(r.index + 1) * 2.0 * static_cast<double>(QD);
@@ -321,12 +407,7 @@ void ThinkerModel::Attention(ForwardInput& in, const Layer& L, int64_t layer, fl
       for (int64_t j = 0; j < n; ++j) s[j] *= scale;
       Softmax(s, n);
     }
-    float* og = out + t * QD + h0 * hd;
-    std::fill(og, og + heads_per * hd, 0.0f);
-    for (int64_t j = 0; j < n; ++j) {
-      const float* vj = r.cache->V(layer, j) + g * hd;
-      for (int64_t h = 0; h < heads_per; ++h) Axpy(scores[h * n + j], vj, og + h * hd, hd);
-    }
+    WeightedRows(scores.data(), heads_per, n, r.cache->V(layer, 0) + g * hd, n, KVD, hd, out + t * QD + h0 * hd, hd);
   });
 }
 

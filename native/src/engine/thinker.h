@@ -41,6 +41,14 @@ struct ThinkerConfig {
   int mrope[3] = {0, 0, 0};
   std::vector<bool> sparse;
   int threads = 1;
+  // Where the decoder's matrices are read from: kWeightsMap = in place in the mapped checkpoint
+  // (4 KiB file pages, shared with the page cache, nothing copied); kWeightsCopy = copied at load
+  // into anonymous memory with transparent huge pages (see AnonymousBuffer; costs their size in
+  // RSS on top of the page cache's evictable copy; load reads them all at once); kWeightsAuto = copy
+  // when they take at most half of MemAvailable, else map. The environment variable
+  // OMNI_ENGINE_WEIGHTS=map|copy|auto overrides it.
+  enum { kWeightsAuto = -1, kWeightsMap = 0, kWeightsCopy = 1 };
+  int weights = kWeightsAuto;
   // Generalisations for the talker and the code predictor (the defaults are the thinker's):
   // > 0: sparse layers add a shared SwiGLU expert of this width gated by sigmoid(shared_expert_gate(x)).
   int64_t shared_intermediate = 0;
@@ -118,6 +126,10 @@ class ThinkerModel {
   // Projection MLP `which` (config().projections) over n rows of proj_in floats -> n x hidden.
   void Project(int which, const float* x, int64_t n, float* out);
   int64_t projections() const { return static_cast<int64_t>(projs_.size()); }
+  // Bytes of matrices copied into anonymous memory at load (0: read in place from the mapping),
+  // and how many of those bytes the kernel backs with huge pages (measured at load).
+  uint64_t copied_weight_bytes() const { return weights_ ? weights_->size() : 0; }
+  uint64_t huge_page_bytes() const { return huge_page_bytes_; }
 
  private:
   struct Layer {
@@ -140,6 +152,8 @@ class ThinkerModel {
   void Parallel(int64_t tasks, double work, const std::function<void(int64_t)>& fn);
   void Attention(ForwardInput& in, const Layer& L, int64_t layer, float* q, float* k, float* v, float* out);
   void Mlp(const Layer& L, const float* xn, int64_t T, float* out);
+  // Moves every matrix but the embeddings into weights_ (always, or when they fit: see ThinkerConfig::weights).
+  void CopyWeights(bool always);
 
   struct Projection {
     Matrix fc1, fc2;
@@ -148,6 +162,8 @@ class ThinkerModel {
 
   ThinkerConfig cfg_;
   std::vector<std::unique_ptr<MappedFile>> files_;
+  std::unique_ptr<AnonymousBuffer> weights_;
+  uint64_t huge_page_bytes_ = 0;
   std::vector<Projection> projs_;
   std::vector<Matrix> embeds_, heads_;
   std::vector<float> final_norm_, inv_freq_;
