@@ -171,7 +171,8 @@ export async function prepareModelInput(conversation: Conversation, options: Pre
       if (part.type === 'video') {
         const path = resolve(options.baseDir, part.path);
         log(`probing video ${part.path}`);
-        const plan = await placed(part.where, planVideo(path, { fps: options.fps, secondPerGridFps: options.videoGridFps }));
+        // Every video is planned before any is streamed: a decoder started now would idle and be killed.
+        const plan = await placed(part.where, planVideo(path, { fps: options.fps, secondPerGridFps: options.videoGridFps, startDecoderEarly: false }));
         log(`video ${part.path}: ${plan.probe.width}x${plan.probe.height}, ${plan.probe.totalFrames} frames; ${plan.indices.length} sampled -> grid ${plan.grid.join('x')}, ${plan.tokens} tokens`);
         const entry: { video: number; soundtrack?: number } = { video: videos.length };
         videos.push(plan);

@@ -1,14 +1,19 @@
-// Sampled frames of a video file, decoded by an ffmpeg child process (fluent-ffmpeg) and streamed
-// one at a time: ffmpeg's `select` filter keeps only the wanted frame numbers, each leaves as a PPM
-// image (its header carries the size, so rotation metadata and odd sizes need no guessing), and the
-// consumer's pace is the pipe's pace -- at most a frame or two and the pipe buffer are ever held,
+// Sampled frames of a video file, decoded by an ffmpeg child process and streamed one at a time:
+// ffmpeg's `select` filter keeps only the wanted frame numbers, each leaves as a PPM image (its
+// header carries the size, so rotation metadata and odd sizes need no guessing), and the consumer's
+// pace throttles ffmpeg. Frames are copied out of the pipe as they arrive, so ffmpeg keeps decoding
+// while the consumer converts the previous ones; at most READ_AHEAD_FRAMES finished frames wait,
 // whatever the length of the video.
+//
+// ffmpeg can also be started before the frames are known (startVideoDecoder): it loads (about
+// 0.2 s for a distribution's dynamically linked build), opens the file and reads its headers, then
+// waits for the select filter, which it reads from fd 3 (`-filter_script:v pipe:3`). planVideo
+// starts one while ffprobe runs, so the two start-ups overlap instead of adding up.
 //
 // Frame numbers count decoded frames in presentation order with frame-rate conversion off
 // (`passthrough`), so index i is the i-th frame any decoder of the file returns.
-import type { ChildProcess } from 'node:child_process';
-import { PassThrough } from 'node:stream';
-import ffmpeg from 'fluent-ffmpeg';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import type { FfmpegBinary } from '../audio/ffmpeg.js';
 import { CodecError } from '../errors.js';
 
@@ -28,18 +33,48 @@ export interface DecodeFramesOptions {
   signal?: AbortSignal;
   /** Largest frame accepted, in pixels (default 40 000 000). */
   maxFramePixels?: number;
+  /**
+   * An ffmpeg already started for this file (startVideoDecoder). Used when it is still waiting and
+   * was started for the same path and binary; otherwise it is stopped and a new one started.
+   */
+  early?: EarlyVideoDecoder;
+  /**
+   * Frame buffers the caller is done with (it pushes them here): later frames of the same size are
+   * decoded into them instead of new memory, which saves the page faults of fresh allocations.
+   */
+  spareFrames?: Uint8Array[];
 }
 
 export const DEFAULT_VIDEO_DECODE_TIMEOUT_MS = 10 * 60_000;
 /** Sampled frames past the decoder's real end that the last frame may stand in for. */
 export const MAX_MISSING_TAIL = 2;
 const DEFAULT_MAX_FRAME_PIXELS = 40_000_000;
+/**
+ * Decoded frames that may wait for the consumer (one temporal step): ffmpeg decodes on while the
+ * previous step is converted, and stops at the pipe beyond that.
+ */
+export const READ_AHEAD_FRAMES = 2;
+
+function ffmpegVersion(binary: FfmpegBinary): [number, number] | undefined {
+  const m = /ffmpeg version n?(\d+)\.(\d+)/.exec(binary.version);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
 
 /** `-fps_mode` arrived in ffmpeg 5.1; older builds (the static @ffmpeg-installer one) take `-vsync`. */
 function passthroughOption(binary: FfmpegBinary): string[] {
-  const m = /ffmpeg version n?(\d+)\.(\d+)/.exec(binary.version);
-  const modern = m ? Number(m[1]) > 5 || (Number(m[1]) === 5 && Number(m[2]) >= 1) : false;
+  const v = ffmpegVersion(binary);
+  const modern = v ? v[0] > 5 || (v[0] === 5 && v[1] >= 1) : false;
   return modern ? ['-fps_mode', 'passthrough'] : ['-vsync', 'passthrough'];
+}
+
+/**
+ * Whether this ffmpeg can read its filter from fd 3 (`-filter_script:v pipe:3`), which starting it
+ * early needs: released 4.x to 6.x (7.0 deprecated -filter_script; builds whose version does not
+ * parse, such as git snapshots, are not guessed at), and not on Windows.
+ */
+function takesFilterFromFd(binary: FfmpegBinary): boolean {
+  const v = ffmpegVersion(binary);
+  return process.platform !== 'win32' && v !== undefined && v[0] >= 4 && v[0] <= 6;
 }
 
 /**
@@ -58,13 +93,25 @@ export function selectFilter(indices: readonly number[]): string {
 
 /**
  * Incremental PPM (P6, 8-bit) splitter over ffmpeg's image2pipe output. Each frame's pixels are
- * copied once, straight from the pipe's chunks into the frame's own buffer.
+ * copied once, straight from the pipe's chunks into the frame's own buffer: a spare one of the
+ * right size when the consumer has handed any back, else new memory.
  */
 class PpmReader {
   private header = Buffer.alloc(0);
   private frame: { rgb: Uint8Array; filled: number; width: number; height: number } | undefined;
 
-  constructor(private readonly maxPixels: number) {}
+  constructor(
+    private readonly maxPixels: number,
+    private readonly spare: Uint8Array[] = [],
+  ) {}
+
+  private buffer(bytes: number): Uint8Array {
+    const i = this.spare.findIndex((b) => b.length === bytes);
+    if (i >= 0) return this.spare.splice(i, 1)[0]!;
+    // Every byte is written from the pipe before the frame is handed out: no zero-fill needed.
+    const b = Buffer.allocUnsafeSlow(bytes);
+    return new Uint8Array(b.buffer, b.byteOffset, b.length);
+  }
 
   /** Frames completed by this chunk. */
   push(chunk: Buffer): { rgb: Uint8Array; width: number; height: number }[] {
@@ -92,7 +139,7 @@ class PpmReader {
         // Bytes of this chunk that belong to the header; the rest are pixels.
         at += m[0].length - (this.header.length - take);
         this.header = Buffer.alloc(0);
-        this.frame = { rgb: new Uint8Array(width * height * 3), filled: 0, width, height };
+        this.frame = { rgb: this.buffer(width * height * 3), filled: 0, width, height };
         continue;
       }
       const f = this.frame;
@@ -117,6 +164,164 @@ function lastLines(lines: string[], line: string): void {
   lines.push(t);
 }
 
+/** ffmpeg's arguments: the video stream of `path`, the frames the filter keeps, PPM on stdout. */
+function decoderArgs(path: string, binary: FfmpegBinary, filter: { inline: string } | { fd: 3 }): string[] {
+  const select = 'inline' in filter ? ['-vf', filter.inline] : ['-filter_script:v', 'pipe:3'];
+  return [
+    '-hide_banner', '-nostats', '-nostdin',
+    '-i', path,
+    '-map', '0:v:0', ...select, ...passthroughOption(binary),
+    '-f', 'image2pipe', '-c:v', 'ppm', '-map_metadata', '-1', 'pipe:1',
+  ];
+}
+
+/** One ffmpeg child: its exit, its stderr's last lines, and how it failed. */
+class FfmpegRun {
+  readonly proc: ChildProcess;
+  readonly stderr: string[] = [];
+  /** Why it failed: ours (a kill with a reason) or its own (spawn error, non-zero exit). */
+  failure: Error | undefined;
+  exited = false;
+  private exitWaiters: (() => void)[] = [];
+  private partialLine = '';
+
+  constructor(
+    readonly path: string,
+    readonly binary: FfmpegBinary,
+    args: string[],
+    /** The select filter arrives later on fd 3 (startVideoDecoder). */
+    readonly filterFromFd: boolean,
+  ) {
+    this.proc = spawn(binary.path, args, { stdio: ['ignore', 'pipe', 'pipe', filterFromFd ? 'pipe' : 'ignore'], windowsHide: true });
+    this.proc.stderr!.setEncoding('utf8');
+    this.proc.stderr!.on('data', (text: string) => {
+      const lines = (this.partialLine + text).split(/\r\n|\r|\n/);
+      this.partialLine = lines.pop() ?? '';
+      for (const l of lines) lastLines(this.stderr, l);
+    });
+    // Writing the filter to an ffmpeg that already died fails with EPIPE; its exit says why.
+    (this.proc.stdio[3] as Writable | null)?.on('error', () => undefined);
+    this.proc.on('error', (err: NodeJS.ErrnoException) => {
+      if (!this.failure) {
+        if (err.code === 'ENOENT' || err.code === 'EACCES') {
+          this.failure = new CodecError('ffmpeg_unavailable', `ffmpeg at ${binary.path} could not be started: ${err.message}`, undefined, { cause: err });
+        } else {
+          this.failure = new CodecError('video_decode_failed', `ffmpeg could not decode the video: ${err.message}`, 'video', { cause: err });
+        }
+      }
+      // A process that never started sends no 'close'.
+      if (this.proc.pid === undefined) this.markExited();
+    });
+    this.proc.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      if (this.partialLine) lastLines(this.stderr, this.partialLine);
+      if (!this.failure && (code !== 0 || signal)) {
+        const said =
+          this.stderr.filter((l) => !/^(frame=|size=|video:|Input #|Output #|Stream |Duration|Metadata)/.test(l)).pop() ??
+          (signal ? `ffmpeg was killed with signal ${signal}` : `ffmpeg exited with code ${code}`);
+        this.failure = new CodecError('video_decode_failed', `ffmpeg could not decode the video: ${said}`, 'video');
+      }
+      this.markExited();
+    });
+  }
+
+  private markExited(): void {
+    if (this.exited) return;
+    this.exited = true;
+    for (const w of this.exitWaiters) w();
+    this.exitWaiters = [];
+  }
+
+  /** Stops it (SIGKILL), recording `reason` as the failure unless one is already known. */
+  kill(reason: Error): void {
+    this.failure ??= reason;
+    if (!this.exited) this.proc.kill('SIGKILL');
+  }
+
+  waitExit(): Promise<void> {
+    return this.exited ? Promise.resolve() : new Promise((r) => this.exitWaiters.push(r));
+  }
+
+  /** Hands a waiting ffmpeg its select filter (fd 3). */
+  select(indices: readonly number[]): void {
+    (this.proc.stdio[3] as Writable).end(selectFilter(indices));
+  }
+}
+
+/**
+ * An ffmpeg started for a file before its frame selection is known (startVideoDecoder). Hand it to
+ * decodeVideoFrames (`early`), or cancel it; one not taken within the time given to expireIn stops
+ * by itself, and any left when this process exits are stopped.
+ */
+export interface EarlyVideoDecoder {
+  /** Stops it unless decodeVideoFrames has taken it. Idempotent. */
+  cancel(): void;
+  /** Stops it if it has not been taken `ms` from now. */
+  expireIn(ms: number): void;
+}
+
+/** Early decoders not taken yet. */
+const waiting = new Set<EarlyDecoder>();
+let exitHook = false;
+
+class EarlyDecoder implements EarlyVideoDecoder {
+  private run: FfmpegRun | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(run: FfmpegRun) {
+    this.run = run;
+    waiting.add(this);
+    // It must not keep the event loop alive while nobody has taken it.
+    run.proc.unref();
+    for (const s of [run.proc.stdout, run.proc.stderr, run.proc.stdio[3]]) (s as { unref?: () => void } | null)?.unref?.();
+    if (!exitHook) {
+      exitHook = true;
+      process.once('exit', () => {
+        for (const d of waiting) d.cancel();
+      });
+    }
+  }
+
+  cancel(): void {
+    clearTimeout(this.timer);
+    waiting.delete(this);
+    this.run?.kill(new Error('not used'));
+    this.run = undefined;
+  }
+
+  expireIn(ms: number): void {
+    clearTimeout(this.timer);
+    if (!this.run) return;
+    this.timer = setTimeout(() => this.cancel(), ms);
+    this.timer.unref();
+  }
+
+  /** The waiting process for `path` and `binary`, if it still waits; else it is stopped. */
+  take(path: string, binary: FfmpegBinary): FfmpegRun | undefined {
+    const run = this.run;
+    this.run = undefined;
+    clearTimeout(this.timer);
+    waiting.delete(this);
+    if (!run) return undefined;
+    if (run.exited || run.failure || run.path !== path || run.binary.path !== binary.path) {
+      run.kill(new Error('not used'));
+      return undefined;
+    }
+    run.proc.ref();
+    for (const s of [run.proc.stdout, run.proc.stderr]) (s as { ref?: () => void } | null)?.ref?.();
+    return run;
+  }
+}
+
+/**
+ * Starts ffmpeg on `path` now, to be given its frame selection later through decodeVideoFrames:
+ * process start-up and header parsing then overlap whatever the caller does meanwhile (ffprobe).
+ * Undefined where this ffmpeg cannot take its filter late (see takesFilterFromFd).
+ */
+export function startVideoDecoder(path: string, binary: FfmpegBinary): EarlyVideoDecoder | undefined {
+  if (!takesFilterFromFd(binary)) return undefined;
+  return new EarlyDecoder(new FfmpegRun(path, binary, decoderArgs(path, binary, { fd: 3 }), true));
+}
+
 /**
  * Decodes the frames numbered `indices` (ascending, distinct) of the video stream of `path`, in
  * order. The caller's pace throttles ffmpeg; breaking out of the loop kills it. Rejects with
@@ -124,83 +329,99 @@ function lastLines(lines: string[], line: string): void {
  * video_too_large, ffmpeg_timeout, ffmpeg_unavailable; or the signal's reason.
  */
 export async function* decodeVideoFrames(path: string, indices: readonly number[], options: DecodeFramesOptions): AsyncGenerator<DecodedFrame> {
-  if (indices.length === 0) return;
-  for (let i = 0; i < indices.length; i++) {
-    const v = indices[i]!;
-    if (!Number.isSafeInteger(v) || v < 0 || (i > 0 && v <= indices[i - 1]!)) {
-      throw new CodecError('video_option_invalid', 'frame indices must be ascending non-negative integers', 'indices');
-    }
-  }
   const { binary, signal } = options;
-  signal?.throwIfAborted();
-  const timeoutMs = options.timeoutMs ?? DEFAULT_VIDEO_DECODE_TIMEOUT_MS;
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  const stderr: string[] = [];
-  let failure: Error | undefined;
-  // Read through a function: TypeScript would keep `failure` narrowed across the awaits below.
-  const failed = (): Error | undefined => failure;
-  let proc: ChildProcess | undefined;
-  let exited = false;
-  let exitWaiters: (() => void)[] = [];
-  const kill = (reason: Error): void => {
-    failure ??= reason;
-    if (proc && !exited) proc.kill('SIGKILL');
-    out.destroy();
-  };
-
-  const command = ffmpeg()
-    .input(path)
-    .inputOptions(['-nostdin'])
-    .outputOptions(['-map', '0:v:0', '-vf', selectFilter(indices), ...passthroughOption(binary), '-f', 'image2pipe', '-c:v', 'ppm', '-map_metadata', '-1']);
-  command.setFfmpegPath(binary.path);
-  command.on('stderr', (line: string) => lastLines(stderr, line));
-  command.on('start', () => {
-    proc = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
-    proc?.once('close', () => {
-      exited = true;
-      for (const w of exitWaiters) w();
-      exitWaiters = [];
-    });
-    if (failure) proc?.kill('SIGKILL');
-  });
-  command.on('error', (err: Error) => {
-    if (failure) return;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EACCES' || /Cannot find ffmpeg/.test(err.message)) {
-      failure = new CodecError('ffmpeg_unavailable', `ffmpeg at ${binary.path} could not be started: ${err.message}`, undefined, { cause: err });
-    } else {
-      const said = stderr.filter((l) => !/^(frame=|size=|video:|Input #|Output #|Stream |Duration|Metadata)/.test(l)).pop() ?? err.message;
-      failure = new CodecError('video_decode_failed', `ffmpeg could not decode the video: ${said}`, 'video', { cause: err });
+  let early = options.early;
+  try {
+    if (indices.length === 0) return;
+    for (let i = 0; i < indices.length; i++) {
+      const v = indices[i]!;
+      if (!Number.isSafeInteger(v) || v < 0 || (i > 0 && v <= indices[i - 1]!)) {
+        throw new CodecError('video_option_invalid', 'frame indices must be ascending non-negative integers', 'indices');
+      }
     }
-    out.destroy();
-  });
-  const timer = setTimeout(() => kill(new CodecError('ffmpeg_timeout', `decoding the video took longer than ${timeoutMs} ms`, 'video')), timeoutMs);
-  const onAbort = (): void => kill(signal!.reason as Error);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  command.pipe(out, { end: true });
+    signal?.throwIfAborted();
+  } catch (err) {
+    early?.cancel();
+    throw err;
+  }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_VIDEO_DECODE_TIMEOUT_MS;
+  let run = early instanceof EarlyDecoder ? early.take(path, binary) : (early?.cancel(), undefined);
+  early = undefined;
+  if (run) run.select(indices);
+  else run = new FfmpegRun(path, binary, decoderArgs(path, binary, { inline: selectFilter(indices) }), false);
+  const ffmpegRun = run;
+  const stdout = ffmpegRun.proc.stdout!;
 
-  const reader = new PpmReader(options.maxFramePixels ?? DEFAULT_MAX_FRAME_PIXELS);
+  // Frames are cut out of the pipe as its chunks arrive, whether or not the consumer is waiting;
+  // the pipe is paused while READ_AHEAD_FRAMES finished frames are queued.
+  const reader = new PpmReader(options.maxFramePixels ?? DEFAULT_MAX_FRAME_PIXELS, options.spareFrames);
+  const ready: { rgb: Uint8Array; width: number; height: number }[] = [];
+  let ended = false;
+  let wake: (() => void) | undefined;
+  const notify = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  // A stop of ours (abort, timeout, a frame refused) ends the stream at once, queued frames and all.
+  let stopped: Error | undefined;
+  const fail = (reason: Error): void => {
+    stopped ??= reason;
+    ready.length = 0;
+    ffmpegRun.kill(reason);
+    stdout.destroy();
+    notify();
+  };
+  stdout.on('data', (chunk: Buffer) => {
+    try {
+      for (const f of reader.push(chunk)) ready.push(f);
+    } catch (err) {
+      fail(err as Error);
+      return;
+    }
+    if (ready.length >= READ_AHEAD_FRAMES) stdout.pause();
+    notify();
+  });
+  stdout.once('end', () => {
+    ended = true;
+    notify();
+  });
+  stdout.once('close', () => {
+    ended = true;
+    notify();
+  });
+  stdout.on('error', () => undefined); // destroyed by a kill; the run's failure tells why
+  // The run's own failure (spawn error, non-zero exit) ends the wait too.
+  void ffmpegRun.waitExit().then(notify);
+
+  const timer = setTimeout(() => fail(new CodecError('ffmpeg_timeout', `decoding the video took longer than ${timeoutMs} ms`, 'video')), timeoutMs);
+  const onAbort = (): void => fail(signal!.reason as Error);
+  signal?.addEventListener('abort', onAbort, { once: true });
+
   let produced = 0;
   let lastFrame: { rgb: Uint8Array; width: number; height: number } | undefined;
+  // Read through functions: TypeScript would keep them narrowed across the awaits below.
+  const stoppedBy = (): Error | undefined => stopped;
+  const failed = (): Error | undefined => stopped ?? ffmpegRun.failure;
   try {
-    try {
-      for await (const chunk of out) {
-        for (const f of reader.push(chunk as Buffer)) {
-          if (produced === indices.length) break;
-          lastFrame = f;
-          yield { sourceIndex: indices[produced]!, ...f };
-          produced++;
-        }
-        if (produced === indices.length) break;
+    while (produced < indices.length) {
+      const stop = stoppedBy();
+      if (stop) throw stop;
+      const f = ready.shift();
+      if (f) {
+        if (ready.length < READ_AHEAD_FRAMES && stdout.isPaused()) stdout.resume();
+        lastFrame = f;
+        yield { sourceIndex: indices[produced]!, ...f };
+        produced++;
+        continue;
       }
-    } catch (err) {
-      // The stream was destroyed by a failure recorded above; report that instead.
-      if (!failure) throw err;
+      // ffmpeg's own failure (a non-zero exit) is reported once the frames it did send are out.
+      if (ended || ffmpegRun.exited) break;
+      await new Promise<void>((r) => (wake = r));
     }
-    if (failure) throw failure;
     if (produced < indices.length) {
       // stdout ended early: wait for the exit so ffmpeg's own complaint (if any) is in.
-      if (!exited && proc) await new Promise<void>((r) => exitWaiters.push(r));
+      await ffmpegRun.waitExit();
       const late = failed();
       if (late) throw late;
       // A container index can count a few more samples than the decoder returns (edit lists of
@@ -213,7 +434,7 @@ export async function* decodeVideoFrames(path: string, indices: readonly number[
         }
         return;
       }
-      const said = stderr.filter((l) => /error|invalid|corrupt|truncat|missing/i.test(l)).pop();
+      const said = ffmpegRun.stderr.filter((l) => /error|invalid|corrupt|truncat|missing/i.test(l)).pop();
       throw new CodecError(
         'video_decode_failed',
         `the video ended after ${produced} of the ${indices.length} sampled frames (wanted frame ${indices[produced]})${said ? `: ${said}` : ''}`,
@@ -223,11 +444,10 @@ export async function* decodeVideoFrames(path: string, indices: readonly number[
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
-    if (!exited) {
-      if (proc) proc.kill('SIGKILL');
-      else failure ??= new Error('stopped');
-      out.destroy();
-      if (proc) await new Promise<void>((r) => (exited ? r() : exitWaiters.push(r)));
+    if (!ffmpegRun.exited) {
+      ffmpegRun.kill(new Error('stopped'));
+      stdout.destroy();
+      await ffmpegRun.waitExit();
     }
   }
 }

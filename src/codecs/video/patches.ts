@@ -6,7 +6,7 @@ import { nativeAddon } from '../../native/addon.js';
 import { locateFfmpeg, type FfmpegBinary } from '../audio/ffmpeg.js';
 import { CODEC_ERROR_CODES, CodecError, type CodecErrorCode } from '../errors.js';
 import { PATCH_ROW_FLOATS, QWEN3_OMNI_IMAGE, visionTokenCount } from '../image/smart_resize.js';
-import { decodeVideoFrames, DEFAULT_VIDEO_DECODE_TIMEOUT_MS } from './decode.js';
+import { decodeVideoFrames, DEFAULT_VIDEO_DECODE_TIMEOUT_MS, startVideoDecoder, type EarlyVideoDecoder } from './decode.js';
 import { probeVideo, type VideoProbe } from './probe.js';
 import {
   QWEN3_OMNI_VIDEO,
@@ -44,6 +44,12 @@ export interface VideoOptions extends FrameSamplingOptions, VideoSizeOptions {
   threads?: number;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * planVideo starts the ffmpeg decoder while ffprobe runs, so their start-ups overlap (default
+   * true). It waits for videoPatchSteps on the returned plan for PLAN_DECODER_WAIT_MS, then stops;
+   * a later videoPatchSteps starts its own. Pass false when the steps will be taken much later.
+   */
+  startDecoderEarly?: boolean;
 }
 
 export interface VideoPlan {
@@ -74,6 +80,10 @@ export interface VideoPatchStep {
 }
 
 export const DEFAULT_MAX_VIDEO_SECONDS = 600;
+/** How long the decoder planVideo starts early waits for videoPatchSteps on its plan. */
+export const PLAN_DECODER_WAIT_MS = 500;
+/** Decoders started by planVideo, by plan, until videoPatchSteps takes them. */
+const earlyDecoders = new WeakMap<VideoPlan, EarlyVideoDecoder>();
 
 function rethrowNative(err: unknown, param: string): never {
   const e = err as Error & { code?: string };
@@ -166,8 +176,22 @@ export function planFromProbe(path: string, probe: VideoProbe, options: VideoOpt
 export async function planVideo(path: string, options: VideoOptions = {}): Promise<VideoPlan> {
   checkOptions(options);
   const binary = await locateFfmpeg(options.ffmpegPath);
-  const probe = await probeVideo(path, binary, { signal: options.signal });
-  return planFromProbe(path, probe, options);
+  // ffmpeg loads, opens the file and reads its headers while ffprobe runs; it learns which frames
+  // to keep when videoPatchSteps takes it.
+  const early = options.startDecoderEarly === false ? undefined : startVideoDecoder(path, binary);
+  let plan: VideoPlan;
+  try {
+    const probe = await probeVideo(path, binary, { signal: options.signal });
+    plan = planFromProbe(path, probe, options);
+  } catch (err) {
+    early?.cancel();
+    throw err;
+  }
+  if (early) {
+    early.expireIn(PLAN_DECODER_WAIT_MS);
+    earlyDecoders.set(plan, early);
+  }
+  return plan;
 }
 
 /**
@@ -176,12 +200,25 @@ export async function planVideo(path: string, options: VideoOptions = {}): Promi
  * frames whatever the video's length.
  */
 export async function* videoPatchSteps(plan: VideoPlan, options: VideoOptions = {}): AsyncGenerator<VideoPatchStep> {
-  const binary: FfmpegBinary = await locateFfmpeg(options.ffmpegPath);
+  const early = earlyDecoders.get(plan);
+  earlyDecoders.delete(plan);
+  let binary: FfmpegBinary;
+  try {
+    binary = await locateFfmpeg(options.ffmpegPath);
+  } catch (err) {
+    early?.cancel();
+    throw err;
+  }
+  // Frames whose step is done go back to the decoder, which fills them again: the frames of a
+  // video cycle through a handful of buffers instead of fresh memory each.
+  const spareFrames: Uint8Array[] = [];
   const frames = decodeVideoFrames(plan.path, plan.indices, {
     binary,
     signal: options.signal,
     timeoutMs: options.timeoutMs ?? DEFAULT_VIDEO_DECODE_TIMEOUT_MS,
     maxFramePixels: options.maxFramePixels,
+    early,
+    spareFrames,
   });
   let held: { rgb: Uint8Array; index: number; width: number; height: number } | undefined;
   let t = 0;
@@ -190,6 +227,9 @@ export async function* videoPatchSteps(plan: VideoPlan, options: VideoOptions = 
       throw new CodecError('video_decode_failed', `frame size changed mid-video (${first.width}x${first.height} -> ${second.width}x${second.height})`, 'video');
     }
     const pixelValues = await temporalStep(first.rgb, second?.rgb ?? null, first.width, first.height, plan.resizedHeight, plan.resizedWidth, options);
+    // The native step has finished reading both frames.
+    if (spareFrames.length < 4) spareFrames.push(first.rgb);
+    if (second && second.rgb !== first.rgb && spareFrames.length < 4) spareFrames.push(second.rgb);
     return { t: t++, pixelValues, frames: [first.index, (second ?? first).index] };
   };
   for await (const f of frames) {
