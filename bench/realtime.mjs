@@ -25,9 +25,14 @@ const silence = Buffer.alloc(24_000 * 2 * 1.2);
 const loop = Buffer.concat([silence.subarray(0, 24_000), speech, silence]);
 const CHUNK = 960; // 20 ms at 24 kHz PCM16
 const chunks = [];
-for (let i = 0; i + CHUNK <= loop.length; i += CHUNK) chunks.push(JSON.stringify({ type: 'input_audio_buffer.append', audio: loop.subarray(i, i + CHUNK).toString('base64') }));
+// Encoded once, as the UTF-8 bytes of the text frame, so sending costs the load generator no
+// string conversion per chunk (the gateway receives the same text frames).
+for (let i = 0; i + CHUNK <= loop.length; i += CHUNK) chunks.push(Buffer.from(JSON.stringify({ type: 'input_audio_buffer.append', audio: loop.subarray(i, i + CHUNK).toString('base64') })));
 
-const server = fork(new URL('./realtime_server.mjs', import.meta.url), [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.SERVER_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/rtprof'] : [] });
+// SERVER_PROF=1: CPU profiles of the gateway (main thread and VAD worker) in /tmp/rtprof.
+// SERVER_NODE_ARGS: more node flags for the gateway (e.g. --trace-gc).
+const execArgv = [...(process.env.SERVER_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/rtprof'] : []), ...(process.env.SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+const server = fork(new URL('./realtime_server.mjs', import.meta.url), [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
 const ask = (msg) => new Promise((resolve) => { server.once('message', resolve); server.send(msg); });
 const { url } = await new Promise((resolve) => server.once('message', resolve));
 const wsUrl = `${url.replace('http', 'ws')}/v1/realtime?model=qwen3-omni`;
@@ -40,7 +45,9 @@ let responses = 0;
 
 function connect(i) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl);
+    // A zero masking key (allowed: RFC 6455 only requires that a key is sent) spares the load
+    // generator XOR-ing every frame it sends; the gateway unmasks as it would any frame.
+    const ws = new WebSocket(wsUrl, { generateMask: () => {} });
     const s = { ws, at: (i * 7) % chunks.length, stoppedAt: 0, active: undefined, lastAudio: new Map(), bargeAt: undefined, bargeResp: undefined };
     ws.on('open', () => {
       ws.send(JSON.stringify({ type: 'session.update', session: { type: 'realtime', output_modalities: ['audio'], max_output_tokens: 64, audio: { input: { turn_detection: { type: 'server_vad', silence_duration_ms: 400, prefix_padding_ms: 200 } } } } }));
@@ -49,6 +56,18 @@ function connect(i) {
     ws.on('error', reject);
     ws.on('message', (data) => {
       const now = performance.now();
+      // Audio deltas are most of the traffic: read their type and response id from the head of
+      // the frame instead of parsing tens of kB of JSON.
+      const head = data.toString('latin1', 0, 200);
+      if (head.includes('"type":"response.output_audio.delta"')) {
+        const id = /"response_id":"([^"]+)"/.exec(head)?.[1];
+        if (id !== undefined) {
+          if (s.first && s.stoppedAt) turnToAudio.push(now - s.stoppedAt);
+          s.first = false;
+          s.lastAudio.set(id, now);
+          return;
+        }
+      }
       const e = JSON.parse(data);
       switch (e.type) {
         case 'input_audio_buffer.speech_started':
@@ -101,7 +120,7 @@ await new Promise((resolve) => {
     // Real-time pace: catch up on late ticks so every session sends 50 chunks per second.
     while (next <= now) {
       for (const c of clients) {
-        c.ws.send(chunks[c.at]);
+        c.ws.send(chunks[c.at], { binary: false });
         c.at = (c.at + 1) % chunks.length;
       }
       next += 20;

@@ -71,9 +71,11 @@ export class InputAudio {
       );
     }
     if (samples.length === 0) return;
+    // The detector first: when it refuses the chunk (vad_overloaded) the buffer does not take it
+    // either, so the two timelines stay the same.
+    this.vad?.push(samples);
     this.chunks.push(samples);
     this.total += samples.length;
-    this.vad?.push(samples);
   }
 
   /** Takes the whole buffer (manual commit). Errors when it holds under 100 ms. */
@@ -113,9 +115,9 @@ export class InputAudio {
     const tail = this.decoder.end();
     this.decoder.reset();
     if (tail.length === 0) return;
+    this.vad?.push(tail);
     this.chunks.push(tail);
     this.total += tail.length;
-    this.vad?.push(tail);
   }
 
   clear(): void {

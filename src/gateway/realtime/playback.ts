@@ -4,7 +4,13 @@
 // it covered, which is where the assistant item is truncated.
 
 export interface PacedChunk {
-  bytes: Buffer;
+  /** Encoded audio; filled from `encode` when the chunk leaves, if it came without. */
+  bytes?: Buffer;
+  /**
+   * Encodes the chunk when it is sent (in queue order, so a stateful encoder sees the stream in
+   * order). Audio that is stopped before it leaves (a barge-in) is never encoded.
+   */
+  encode?: () => Buffer;
   /** Duration in ms. */
   ms: number;
   /** Answer text length covered once this chunk has played. */
@@ -13,10 +19,15 @@ export interface PacedChunk {
   samples: Float32Array;
 }
 
+/** A chunk as it leaves: encoded. */
+export type SentChunk = PacedChunk & { bytes: Buffer };
+
+const NO_BYTES = Buffer.alloc(0);
+
 export interface PlaybackOptions {
   /** How far ahead of real time audio may be sent, ms. */
   leadMs: number;
-  send: (chunk: PacedChunk) => void;
+  send: (chunk: SentChunk) => void;
   now?: () => number;
 }
 
@@ -26,7 +37,9 @@ export class PlaybackClock {
   private sentMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private drainWaiters: (() => void)[] = [];
+  private drainWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  /** Why the clock stopped on its own (an encoder failed in a timer tick); drained() rejects with it. */
+  private failure: Error | undefined;
   /** [ms sent so far, text covered] after each sent chunk. */
   private readonly marks: { endMs: number; textEnd: number }[] = [];
   private readonly sentSamples: Float32Array[] = [];
@@ -54,8 +67,9 @@ export class PlaybackClock {
 
   /** Resolves when every queued chunk has been sent (or the clock stopped). */
   drained(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     if (this.queue.length === 0 || this.stopped) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
   /** Stops at once: nothing queued is sent. Returns the ms that had been sent. */
@@ -104,10 +118,22 @@ export class PlaybackClock {
         return;
       }
       const chunk = this.queue.shift()!;
+      if (chunk.encode !== undefined) {
+        try {
+          chunk.bytes = chunk.encode();
+        } catch (err) {
+          // This may run in a timer: stop, and let whoever waits for the drain report it.
+          this.failure = err instanceof Error ? err : new Error(String(err));
+          this.stop();
+          return;
+        }
+        chunk.encode = undefined;
+      }
+      chunk.bytes ??= NO_BYTES;
       this.sentMs += chunk.ms;
       this.marks.push({ endMs: this.sentMs, textEnd: chunk.textEnd });
       this.sentSamples.push(chunk.samples);
-      this.options.send(chunk);
+      this.options.send(chunk as SentChunk);
     }
     this.settle();
   }
@@ -116,6 +142,9 @@ export class PlaybackClock {
     if (this.queue.length > 0 && !this.stopped) return;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
-    for (const w of waiters) w();
+    for (const w of waiters) {
+      if (this.failure) w.reject(this.failure);
+      else w.resolve();
+    }
   }
 }

@@ -204,10 +204,15 @@ export class ResponseRun {
           if (this.cancelReason) continue;
           trace?.mark('first_audio_chunk');
           const m = this.openMessage(speak);
-          const bytes = m.encoder!.push(e.samples);
-          trace?.mark('encode');
-          audioMs += (e.samples.length / 24_000) * 1000;
-          m.clock!.push({ bytes, ms: (e.samples.length / 24_000) * 1000, textEnd: e.textEnd, samples: e.samples });
+          const samples = e.samples;
+          audioMs += (samples.length / 24_000) * 1000;
+          // Encoded when the clock sends it: audio a barge-in stops is never encoded.
+          const encode = () => {
+            const bytes = m.encoder!.push(samples);
+            trace?.mark('encode');
+            return bytes;
+          };
+          m.clock!.push({ encode, ms: (samples.length / 24_000) * 1000, textEnd: e.textEnd, samples });
         } else if (e.type === 'tool_call') {
           this.closeMessage('completed');
           this.emitToolCall(e.name, e.arguments);
@@ -225,8 +230,8 @@ export class ResponseRun {
       // Speech still queued leaves at playback pace; the response ends when it has all been sent.
       const m = this.message;
       if (m?.encoder && m.clock && !this.cancelReason) {
-        const tail = m.encoder.end();
-        if (tail.length > 0) m.clock.push({ bytes: tail, ms: 0, textEnd: m.text.length, samples: new Float32Array(0) });
+        const encoder = m.encoder;
+        m.clock.push({ encode: () => encoder.end(), ms: 0, textEnd: m.text.length, samples: new Float32Array(0) });
         await m.clock.drained();
       }
       if (this.cancelReason || finish === 'cancelled') throw new Cancelled();
