@@ -325,6 +325,8 @@ export class RealtimeSession {
    * the response uses the frame (featurize does not cache failures).
    */
   private featurizeEarly(part: ContentPart & { type: 'input_image' }): void {
+    // Whole-turn engines (vLLM-Omni) take the image bytes, never our patches.
+    if (this.options.runtime.turn) return;
     const context = this.context;
     void this.media.featurize(part, this.config.inputFormat, 'image').then(
       (media) => {
