@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { f, pct } from './percentile.mjs';
 
 const sessions = Number(process.argv[2] ?? 200);
 const seconds = Number(process.argv[3] ?? 20);
@@ -134,12 +135,6 @@ const stats = await ask('stats');
 for (const c of clients) c.ws.close();
 server.send('stop');
 
-const pct = (a, q) => {
-  if (a.length === 0) return NaN;
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.min(s.length - 1, Math.floor((q / 100) * s.length))];
-};
-const f = (v) => (Number.isNaN(v) ? 'n/a' : v.toFixed(1));
 console.log(`runtime ${mode}, ${sessions} sessions x ${seconds} s of 20 ms chunks (server VAD, spoken replies)`);
 console.log(`event-loop delay (gateway): p50 ${f(stats.p50)} ms, p99 ${f(stats.p99)} ms, max ${f(stats.max)} ms; rss ${stats.rssMb.toFixed(0)} MB`);
 console.log(`VAD: ${stats.vad.frames} frames in ${stats.vad.runs} batched runs (largest ${stats.vad.largestBatch})`);

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { f, pct } from './percentile.mjs';
 
 const wrtc = createRequire(import.meta.url)('@roamhq/wrtc');
 const calls = Number(process.argv[2] ?? 10);
@@ -108,12 +109,6 @@ for (const p of peers) {
 }
 server.send('stop');
 
-const pct = (a, q) => {
-  if (a.length === 0) return NaN;
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.min(s.length - 1, Math.floor((q / 100) * s.length))];
-};
-const f = (v) => (Number.isNaN(v) ? 'n/a' : v.toFixed(1));
 console.log(`${calls} WebRTC calls x ${seconds} s (server VAD, spoken replies, instant runtime)`);
 console.log(`event-loop delay (gateway): p50 ${f(stats.p50)} ms, p99 ${f(stats.p99)} ms, max ${f(stats.max)} ms; rss ${stats.rssMb.toFixed(0)} MB; live sessions ${stats.sessions}`);
 console.log(`turns answered on the track: ${mouthToEar.length}; error events: ${errors}`);

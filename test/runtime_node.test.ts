@@ -291,15 +291,21 @@ describe('runtime node over loopback (native engine, demo checkpoint)', () => {
     remote.close();
   });
 
-  it('stages media ahead of the append: the append sends a reference, tokens stay bit-identical', async () => {
+  /** The media chunk, its image, and the greedy tokens the in-process engine gives for it. */
+  async function stagingCase(maxTokens: number) {
     const chunk = await mediaChunk();
     const image = chunk.media!.find((m) => m.kind === 'image')!;
     const imageBytes = (image as { pixelValues: Float32Array }).pixelValues.byteLength;
-    const req: GenerateRequest = { maxTokens: 12, sampling: { temperature: 0 } };
+    const req: GenerateRequest = { maxTokens, sampling: { temperature: 0 } };
     const local = await runtime.open();
     await local.append(chunk);
     const expected = tokensOf(await collect(local.generate(req)));
     local.close();
+    return { chunk, image, imageBytes, req, expected };
+  }
+
+  it('stages media ahead of the append: the append sends a reference, tokens stay bit-identical', async () => {
+    const { chunk, image, imageBytes, req, expected } = await stagingCase(12);
 
     const inline = await client.open();
     let before = client.bytesSent;
@@ -326,14 +332,7 @@ describe('runtime node over loopback (native engine, demo checkpoint)', () => {
   });
 
   it('staging within bounds: the oldest is unstaged past the budget; a node that refuses gets the media inline', async () => {
-    const chunk = await mediaChunk();
-    const image = chunk.media!.find((m) => m.kind === 'image')!;
-    const imageBytes = (image as { pixelValues: Float32Array }).pixelValues.byteLength;
-    const req: GenerateRequest = { maxTokens: 6, sampling: { temperature: 0 } };
-    const local = await runtime.open();
-    await local.append(chunk);
-    const expected = tokensOf(await collect(local.generate(req)));
-    local.close();
+    const { chunk, image, imageBytes, req, expected } = await stagingCase(6);
     // Client budget of one image: staging a second one unstages the first.
     const small = new NodeRuntime({ url, secret: SECRET, stageBudgetBytes: imageBytes + 1000 });
     const s1 = await small.open();
