@@ -1,5 +1,5 @@
 // Qwen3-Omni image input (decode + smart_resize + bicubic antialias resize + normalise + patchify):
-// our path (sharp decode, native kernel on the libuv pool) against @huggingface/transformers'
+// our path (JPEG fast lane: libjpeg-turbo decode fused with the native kernel on the libuv pool) against @huggingface/transformers'
 // (transformers.js) Qwen2VLImageProcessor configured with the same Qwen3-Omni values, on the same
 // JPEGs in one run; plus the kernel alone on already decoded pixels. Run: npm run bench
 import v8 from 'node:v8';
@@ -57,7 +57,7 @@ for (const [width, height] of [[1280, 720], [1920, 1080]] as const) {
   const raw = await RawImage.fromBlob(new Blob([jpeg]));
 
   describe(`image patches, ${width}x${height} JPEG (decode included)`, () => {
-    bench('native imageToPatches (sharp decode + native resize/patchify)', async () => {
+    bench('native imageToPatches (libjpeg-turbo decode + resize/patchify in one native job)', async () => {
       await imageToPatches(jpeg);
       await tick();
     }, fromCleanHeap);

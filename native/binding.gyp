@@ -13,6 +13,13 @@
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
         "OTHER_CPLUSPLUSFLAGS": ["-O3", "-fno-math-errno"]
       },
+      "conditions": [
+        ["<!(node has_libjpeg.cjs)==1", {
+          "sources": ["src/jpeg_decode.cc"],
+          "defines": ["OMNI_HAVE_LIBJPEG"],
+          "libraries": ["-ljpeg"]
+        }]
+      ],
       "msvs_settings": {
         "VCCLCompilerTool": { "ExceptionHandling": 1, "Optimization": 2 }
       }

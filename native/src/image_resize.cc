@@ -272,34 +272,49 @@ constexpr int kMinRowsPerThread = 256;
 
 // Runs the separable resize and hands the output to `emit(y0, rows, count, stride)` in strips of
 // kFactor (32) rows -- one row of merge blocks -- from several threads at once when threads > 1
-// (strips are disjoint; the split does not change any value).
+// (strips are disjoint; the split does not change any value). With a `source`, input rows are
+// asked for as the strips need them.
 template <typename Emit>
-void ResizeStrips(const uint8_t* rgb, int width, int height, int out_h, int out_w, int threads, Emit&& emit) {
+void ResizeStrips(const uint8_t* rgb, int width, int height, int out_h, int out_w, int threads, Emit&& emit,
+                  RowSource* source = nullptr) {
+  const bool streamed = source != nullptr && threads <= 1;
+  if (source != nullptr && !streamed) source->Ensure(height);
   // An axis whose size does not change is skipped, as the reference does (its taps would be the
   // identity anyway).
   // The intermediate is per pool thread and reused: fresh multi-MB memory costs more to fault in
   // than the pass that fills it. Oversized leftovers are dropped.
   thread_local std::vector<uint8_t> horiz;
   const uint8_t* mid = rgb;
+  const size_t in_stride = static_cast<size_t>(width) * 3, n = static_cast<size_t>(out_w) * 3;
+  AxisTaps tx;
   if (out_w != width) {
-    const AxisTaps tx = ComputeAxisTaps(width, out_w);
-    const size_t need = static_cast<size_t>(height) * out_w * 3;
+    tx = ComputeAxisTaps(width, out_w);
+    const size_t need = static_cast<size_t>(height) * n;
     if (horiz.capacity() > (size_t{64} << 20) && need <= (size_t{64} << 20)) std::vector<uint8_t>().swap(horiz);
     horiz.resize(need);
     uint8_t* h = horiz.data();
-    const size_t in_stride = static_cast<size_t>(width) * 3, out_stride = static_cast<size_t>(out_w) * 3;
-    ParallelFor(height, threads, kMinRowsPerThread, [&](int r0, int r1) {
-      Horizontal(rgb + r0 * in_stride, width, r1 - r0, tx, h + r0 * out_stride, out_w);
-    });
+    if (!streamed) {
+      ParallelFor(height, threads, kMinRowsPerThread, [&](int r0, int r1) {
+        Horizontal(rgb + r0 * in_stride, width, r1 - r0, tx, h + r0 * n, out_w);
+      });
+    }
     mid = h;
   }
-  const size_t n = static_cast<size_t>(out_w) * 3;
+  // Streamed: rows [0, have) of `mid` are ready (decoded, and resized along x when it changes).
+  int have = 0;
+  auto prepare = [&](int rows) {
+    if (!streamed || rows <= have) return;
+    source->Ensure(rows);
+    if (out_w != width) Horizontal(rgb + have * in_stride, width, rows - have, tx, horiz.data() + have * n, out_w);
+    have = rows;
+  };
   const int strips = (out_h + kFactor - 1) / kFactor;
   if (out_h == height) {
     ParallelFor(strips, threads, kMinRowsPerThread / kFactor, [&](int s0, int s1) {
       for (int s = s0; s < s1; ++s) {
-        const int y0 = s * kFactor;
-        emit(y0, mid + y0 * n, std::min(kFactor, out_h - y0), n);
+        const int y0 = s * kFactor, count = std::min(kFactor, out_h - y0);
+        prepare(y0 + count);
+        emit(y0, mid + y0 * n, count, n);
       }
     });
     return;
@@ -310,6 +325,9 @@ void ResizeStrips(const uint8_t* rgb, int width, int height, int out_h, int out_
     std::vector<uint8_t> strip(n * kFactor);
     for (int s = s0; s < s1; ++s) {
       const int y0 = s * kFactor, count = std::min(kFactor, out_h - y0);
+      int last = 0;
+      for (int r = 0; r < count; ++r) last = std::max(last, ty.start[y0 + r] + ty.size[y0 + r]);
+      prepare(last);
       for (int r = 0; r < count; ++r) {
         const int y = y0 + r;
         VerticalRow(mid, n, ty.start[y], ty.size[y], ty.weight.data() + static_cast<size_t>(y) * ty.taps, ty.precision,
@@ -403,13 +421,14 @@ void ImageToPatches(const uint8_t* rgb, int width, int height, int out_h, int ou
 }
 
 void TemporalPatches(const uint8_t* first, const uint8_t* second, int width, int height, int out_h, int out_w,
-                     void* out, bool bf16, int threads) {
+                     void* out, bool bf16, int threads, RowSource* source) {
   const bool image = second == nullptr || second == first;
   auto run = [&](auto* typed) {
     // out_h is a multiple of 32, so every strip is whole.
-    ResizeStrips(first, width, height, out_h, out_w, threads, [&](int y0, const uint8_t* rows, int, size_t stride) {
-      Scatter(rows, stride, y0, out_w, image ? -1 : 0, typed);
-    });
+    ResizeStrips(
+        first, width, height, out_h, out_w, threads,
+        [&](int y0, const uint8_t* rows, int, size_t stride) { Scatter(rows, stride, y0, out_w, image ? -1 : 0, typed); },
+        source);
     if (!image) {
       ResizeStrips(second, width, height, out_h, out_w, threads, [&](int y0, const uint8_t* rows, int, size_t stride) {
         Scatter(rows, stride, y0, out_w, 1, typed);

@@ -50,6 +50,15 @@ void CompositeOnWhite(const uint8_t* rgba, size_t pixels, uint8_t* rgb);
 // nk = 255 - K, out = nk - round(C * nk / 255) with Pillow's MULDIV255 rounding; no ICC profile.
 void CmykToRgb(const uint8_t* cmyk, size_t pixels, uint8_t* rgb);
 
+// Source rows that arrive while the resize runs (a decoder writing into the image buffer): Ensure(n)
+// returns once rows [0, n) are in place, and is called before any of them is read. It may throw to
+// abandon the resize.
+class RowSource {
+ public:
+  virtual ~RowSource() = default;
+  virtual void Ensure(int rows) = 0;
+};
+
 // Resized uint8 RGB (out_h x out_w x 3), the reference's intermediate; for tests and diagnostics.
 void ResizeRgb(const uint8_t* rgb, int width, int height, int out_h, int out_w, uint8_t* out);
 
@@ -61,8 +70,10 @@ void ImageToPatches(const uint8_t* rgb, int width, int height, int out_h, int ou
 // One temporal patch step: `first` fills temporal slot 0 and `second` slot 1 (both width x height
 // RGB); second == nullptr or == first is the image case. `out` is float* for float32 or uint16_t*
 // for bfloat16, (out_h / 16) * (out_w / 16) rows of 1536 values.
+// With `source`, `first` fills as the resize asks for rows (single-threaded: each strip of output
+// is made while its input rows are still in cache; with more threads the whole image is waited for).
 void TemporalPatches(const uint8_t* first, const uint8_t* second, int width, int height, int out_h, int out_w,
-                     void* out, bool bf16, int threads = 1);
+                     void* out, bool bf16, int threads = 1, RowSource* source = nullptr);
 
 // float32 -> bfloat16 bits, round to nearest even (NaN stays NaN).
 uint16_t ToBf16(float v);

@@ -8,7 +8,7 @@ import type { ThinkerLoadSpec } from '../runtime/checkpoint.js';
 import type { CodePredictorLoadSpec, TalkerLoadSpec } from '../runtime/talker.js';
 
 /** Bumped in native/src/addon.cc whenever the binding surface changes. */
-export const NATIVE_ABI_VERSION = 7;
+export const NATIVE_ABI_VERSION = 8;
 
 export interface NativeAddon {
   pcm16leToFloat32(bytes: Uint8Array): Float32Array;
@@ -33,6 +33,23 @@ export interface NativeAddon {
    * split by rows over up to `threads` threads (default 1; identical output for any count).
    */
   imageToPatches(rgb: Uint8Array, width: number, height: number, outH: number, outW: number, threads?: number): Promise<NativeImagePatches>;
+  /**
+   * `imageToPatches` of a JPEG file: libjpeg-turbo decode, EXIF `orientation` (1-8) and the rest in
+   * one libuv job. `width` x `height` is the upright size read from the header (outH x outW planned
+   * for it); the frame is refused over `maxPixels`. Resolves null when the decoder declines the
+   * file (not a plain 8-bit YCbCr/grey JPEG, any libjpeg warning or error, a size other than
+   * planned, or an addon built without libjpeg): the caller then takes the general decoder.
+   */
+  jpegToPatches(
+    jpeg: Uint8Array,
+    orientation: number,
+    width: number,
+    height: number,
+    outH: number,
+    outW: number,
+    maxPixels: number,
+    threads?: number,
+  ): Promise<NativeImagePatches | null>;
   /**
    * One temporal step of a video: `first` fills temporal slot 0, `second` slot 1 (null repeats
    * `first`, the image case); bf16 returns bfloat16 bits. Rejects with image_option_invalid.

@@ -6,6 +6,7 @@
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 import { nativeAddon, nativeStatus } from '../../native/addon.js';
 import { CodecError } from '../errors.js';
+import { isJpeg, readJpegHeader } from './jpeg_header.js';
 
 /** Default cap on decoded pixels (width x height of the stored image): 8K UHD and a little more. */
 export const DEFAULT_MAX_INPUT_PIXELS = 40_000_000;
@@ -53,36 +54,9 @@ function loadAddonOnce(): void {
   nativeStatus();
 }
 
-// JPEG starts with SOI followed by a marker. libvips recognises JPEG by the same bytes, it has no
-// alpha, and sharp's limitInputPixels refuses an oversized header before decoding, so the separate
-// metadata() pass (a second libvips pipeline) is skipped for it.
-function isJpeg(bytes: Uint8Array): boolean {
-  return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
-}
-
-/**
- * Component count of a JPEG's frame header (4 = CMYK or YCCK), reading only marker segments up
- * to the first SOF; 0 when not found.
- */
-export function jpegComponents(bytes: Uint8Array): number {
-  let at = 2;
-  while (at + 4 <= bytes.length) {
-    if (bytes[at] !== 0xff) return 0;
-    const marker = bytes[at + 1]!;
-    if (marker === 0xff) {
-      at++; // fill byte
-      continue;
-    }
-    const length = (bytes[at + 2]! << 8) | bytes[at + 3]!;
-    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-      return at + 9 < bytes.length ? bytes[at + 9]! : 0;
-    }
-    if (marker === 0xda || length < 2) return 0; // scan data before a frame header: malformed
-    at += 2 + length;
-  }
-  return 0;
-}
+// JPEG: libvips recognises it by the same bytes as isJpeg, it has no alpha, and sharp's
+// limitInputPixels refuses an oversized header before decoding, so the separate metadata() pass
+// (a second libvips pipeline) is skipped for it.
 
 function decodeFailed(err: unknown): CodecError {
   const message = err instanceof Error ? err.message : String(err);
@@ -117,7 +91,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions
   let hadAlpha = false;
   let cmyk = false;
   if (isJpeg(bytes)) {
-    cmyk = jpegComponents(bytes) === 4;
+    cmyk = readJpegHeader(bytes)?.components === 4;
   } else {
     let meta: Metadata;
     try {
