@@ -77,6 +77,71 @@ describe('pixel_values layout', () => {
     expect(() => nativeAddon().imageResizeSync(rgb, 50, 30, 60, 96)).toThrow(/multiples of 32/);
   });
 
+  it('resizes exactly as a plain transcription of the int16 resampler, in every kernel branch', () => {
+    // torch's uint8 antialiased bicubic (see native/src/image_resize.h), written out naively: the
+    // native passes (vector tap pairs for small supports, the general loop for strong reductions,
+    // odd tap counts, the portable tail past the last 16 values) must agree with it bit for bit.
+    const cubic = (x: number) => {
+      const a = -0.5;
+      x = Math.abs(x);
+      if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+      if (x < 2) return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
+      return 0;
+    };
+    const taps = (inSize: number, outSize: number) => {
+      const scale = inSize / outSize;
+      const support = scale >= 1 ? 2 * scale : 2;
+      const inv = scale >= 1 ? 1 / scale : 1;
+      const n = Math.ceil(support) * 2 + 1;
+      const rows: { start: number; w: number[] }[] = [];
+      let max = 0;
+      for (let i = 0; i < outSize; i++) {
+        const center = scale * (i + 0.5);
+        const start = Math.max(Math.trunc(center - support + 0.5), 0);
+        const size = Math.min(Math.max(Math.min(Math.trunc(center + support + 0.5), inSize) - start, 0), n);
+        const w = Array.from({ length: size }, (_, j) => cubic((j + start - center + 0.5) * inv));
+        const total = w.reduce((p, v) => p + v, 0);
+        if (total !== 0) for (let j = 0; j < size; j++) max = Math.max(max, (w[j]! /= total));
+        rows.push({ start, w });
+      }
+      let precision = 0;
+      while (precision < 22 && Math.trunc(0.5 + max * 2 ** (precision + 1)) < 2 ** 15) precision++;
+      const q = rows.map((r) => ({ start: r.start, w: r.w.map((v) => Math.trunc(v * 2 ** precision + (v < 0 ? -0.5 : 0.5))) }));
+      return { q, precision };
+    };
+    // One pass: out(line, i) = sum_j src(line, start_i + j) * w_ij, at `at(line, position)` * 3 + channel.
+    const pass = (src: Uint8Array, lines: number, inSize: number, outSize: number, at: (line: number, pos: number, size: number) => number) => {
+      const { q, precision } = taps(inSize, outSize);
+      const out = new Uint8Array(lines * outSize * 3);
+      for (let line = 0; line < lines; line++)
+        for (let i = 0; i < outSize; i++)
+          for (let c = 0; c < 3; c++) {
+            let sum = precision > 0 ? 1 << (precision - 1) : 0;
+            q[i]!.w.forEach((w, j) => (sum += src[at(line, q[i]!.start + j, inSize) * 3 + c]! * w));
+            out[at(line, i, outSize) * 3 + c] = Math.min(255, Math.max(0, sum >> precision));
+          }
+      return out;
+    };
+    const reference = (rgb: Uint8Array, w: number, h: number, oh: number, ow: number) => {
+      // Along x first (rows are lines), then along y (columns are lines), as the native code does.
+      const horiz = ow === w ? rgb : pass(rgb, h, w, ow, (y, x, width) => y * width + x);
+      return oh === h ? horiz : pass(horiz, ow, h, oh, (x, y) => y * ow + x);
+    };
+    const cases: [number, number, number, number][] = [
+      [1001, 77, 64, 1024], // enlarge in height, reduce in width; 1024 * 3 values end on a 16-value boundary
+      [333, 517, 256, 160], // odd sizes both ways, portable tail
+      [50, 900, 96, 32], // strong reduction in height: 28 taps (the general loop)
+      [2000, 40, 32, 96], // strong reduction in width
+      [97, 97, 96, 96], // near identity
+    ];
+    for (const [w, h, oh, ow] of cases) {
+      const rgb = synth(w, h, (x, y, c) => (x * 37 + y * 91 + c * 53 + ((x * y) >> 3)) % 256);
+      const got = nativeAddon().imageResizeSync(rgb, w, h, oh, ow);
+      const want = reference(rgb, w, h, oh, ow);
+      expect(Buffer.from(got).equals(Buffer.from(want)), `${w}x${h} -> ${ow}x${oh}`).toBe(true);
+    }
+  });
+
   it('gives identical output split over threads', async () => {
     const [w, h] = [2500, 1400]; // both passes run, and both are split (over 256 rows per thread)
     const rgb = synth(w, h, (x, y, c) => (x * 13 + y * 7 + ((x * y) >> 5) + c * 50) % 256);

@@ -39,7 +39,7 @@ const NormTable& Norm() {
 }
 
 // rows x in_w x 3 -> rows x out_w x 3, along x.
-OMNI_CLONES void Horizontal(const uint8_t* src, int in_w, int rows, const AxisTaps& t, uint8_t* dst, int out_w) {
+OMNI_CLONES void HorizontalPortable(const uint8_t* src, int in_w, int rows, const AxisTaps& t, uint8_t* dst, int out_w) {
   const int32_t init = t.precision > 0 ? 1 << (t.precision - 1) : 0;
   const size_t in_stride = static_cast<size_t>(in_w) * 3, out_stride = static_cast<size_t>(out_w) * 3;
   for (int r = 0; r < rows; ++r) {
@@ -59,6 +59,73 @@ OMNI_CLONES void Horizontal(const uint8_t* src, int in_w, int rows, const AxisTa
       d[3 * x + 2] = Clamp8(s2 >> t.precision);
     }
   }
+}
+
+#if defined(OMNI_HAVE_AVX2)
+// The horizontal pass two taps at a time: the 6 bytes of pixels j and j+1 are shuffled into int16
+// pairs (R_j, R_j+1, G_j, G_j+1, B_j, B_j+1) and multiplied by (w_j, w_j+1) with one madd, giving
+// the three channel sums in int32 lanes: exact integer sums, so the same result as the portable
+// loop. An 8-byte load reads up to 2 bytes past the pair; pixels whose taps end within 8 bytes of
+// the rows' end are summed one tap at a time.
+OMNI_AVX2 void HorizontalAvx2(const uint8_t* src, int in_w, int rows, const AxisTaps& t, uint8_t* dst, int out_w) {
+  const int32_t init = t.precision > 0 ? 1 << (t.precision - 1) : 0;
+  const size_t in_stride = static_cast<size_t>(in_w) * 3, out_stride = static_cast<size_t>(out_w) * 3;
+  const size_t readable = rows * in_stride;
+  // Per output pixel, its tap pairs as (w_j, w_j+1) int32 words (an odd count ends with weight 0).
+  int max_pairs = 0;
+  for (int x = 0; x < out_w; ++x) max_pairs = std::max(max_pairs, (t.size[x] + 1) / 2);
+  std::vector<int32_t> pairs(static_cast<size_t>(out_w) * max_pairs, 0);
+  for (int x = 0; x < out_w; ++x) {
+    const int16_t* w = t.weight.data() + static_cast<size_t>(x) * t.taps;
+    for (int j = 0; j < t.size[x]; j += 2) {
+      const uint16_t w1 = j + 1 < t.size[x] ? static_cast<uint16_t>(w[j + 1]) : 0;
+      pairs[static_cast<size_t>(x) * max_pairs + j / 2] =
+          static_cast<int32_t>((static_cast<uint32_t>(w1) << 16) | static_cast<uint16_t>(w[j]));
+    }
+  }
+  const __m128i split = _mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
+  const __m128i vinit = _mm_setr_epi32(init, init, init, 0);
+  const __m128i shift = _mm_cvtsi32_si128(t.precision);
+  for (int r = 0; r < rows; ++r) {
+    uint8_t* d = dst + r * out_stride;
+    for (int x = 0; x < out_w; ++x) {
+      const size_t offset = r * in_stride + static_cast<size_t>(t.start[x]) * 3;
+      const uint8_t* p = src + offset;
+      const int n = (t.size[x] + 1) / 2;
+      if (offset + 6 * static_cast<size_t>(n) + 2 > readable) {  // the block's last pixels: no read past its end
+        const int16_t* w = t.weight.data() + static_cast<size_t>(x) * t.taps;
+        int32_t s0 = init, s1 = init, s2 = init;
+        for (int j = 0; j < t.size[x]; ++j) {
+          s0 += p[3 * j] * w[j];
+          s1 += p[3 * j + 1] * w[j];
+          s2 += p[3 * j + 2] * w[j];
+        }
+        d[3 * x] = Clamp8(s0 >> t.precision);
+        d[3 * x + 1] = Clamp8(s1 >> t.precision);
+        d[3 * x + 2] = Clamp8(s2 >> t.precision);
+        continue;
+      }
+      const int32_t* wp = pairs.data() + static_cast<size_t>(x) * max_pairs;
+      __m128i acc = vinit;
+      for (int j = 0; j < n; ++j) {
+        const __m128i px = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 6 * j)), split);
+        acc = _mm_add_epi32(acc, _mm_madd_epi16(px, _mm_set1_epi32(wp[j])));
+      }
+      const __m128i v = _mm_sra_epi32(acc, shift);
+      const uint32_t bytes = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_packus_epi16(_mm_packs_epi32(v, v), v)));
+      d[3 * x] = static_cast<uint8_t>(bytes);
+      d[3 * x + 1] = static_cast<uint8_t>(bytes >> 8);
+      d[3 * x + 2] = static_cast<uint8_t>(bytes >> 16);
+    }
+  }
+}
+#endif
+
+void Horizontal(const uint8_t* src, int in_w, int rows, const AxisTaps& t, uint8_t* dst, int out_w) {
+#if defined(OMNI_HAVE_AVX2)
+  if (CpuHasAvx2()) return HorizontalAvx2(src, in_w, rows, t, dst, out_w);
+#endif
+  HorizontalPortable(src, in_w, rows, t, dst, out_w);
 }
 
 // One output row of the vertical pass: `n` interleaved values from `size` source rows. Blocks of
@@ -86,8 +153,8 @@ OMNI_CLONES void VerticalRowPortable(const uint8_t* src, size_t stride, int star
 // The same sums, 16 values at a time: two source rows are interleaved as int16 pairs and
 // multiplied by their (w[k], w[k+1]) pair with one madd (the Pillow-SIMD scheme), and the int32
 // sums stay in registers across all taps. Integer sums are exact, so the result is identical.
-OMNI_AVX2 void VerticalRowAvx2(const uint8_t* src, size_t stride, int start, int size, const int16_t* w,
-                               int precision, size_t n, uint8_t* out) {
+OMNI_AVX2 void VerticalRowAvx2Wide(const uint8_t* src, size_t stride, int start, int size, const int16_t* w,
+                                   int precision, size_t n, uint8_t* out) {
   const int32_t init = precision > 0 ? 1 << (precision - 1) : 0;
   const uint8_t* rows = src + static_cast<size_t>(start) * stride;
   const __m256i vinit = _mm256_set1_epi32(init);
@@ -111,6 +178,42 @@ OMNI_AVX2 void VerticalRowAvx2(const uint8_t* src, size_t stride, int start, int
       const __m256i zero = _mm256_setzero_si256();
       lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, zero), wk));
       hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, zero), wk));
+    }
+    // >> precision, then saturate to int16 and to uint8: the same as Clamp8. packs undoes the
+    // unpack order within each lane; the final permute joins the two lanes' 8 bytes.
+    const __m256i packed = _mm256_packs_epi32(_mm256_sra_epi32(lo, shift), _mm256_sra_epi32(hi, shift));
+    const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(packed, packed), 0x08);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_castsi256_si128(bytes));
+  }
+  if (i < n) VerticalRowPortable(src + i, stride, start, size, w, precision, n - i, out + i);
+}
+
+OMNI_AVX2 void VerticalRowAvx2(const uint8_t* src, size_t stride, int start, int size, const int16_t* w,
+                               int precision, size_t n, uint8_t* out) {
+  // The row's tap pairs, set up once rather than per 16 values (an enlargement has 2-3 of them;
+  // a strong reduction more, which take the general loop).
+  constexpr int kMaxPairs = 8;
+  const int pairs = (size + 1) / 2;
+  if (pairs > kMaxPairs) return VerticalRowAvx2Wide(src, stride, start, size, w, precision, n, out);
+  const uint8_t* rows[2 * kMaxPairs];
+  __m256i weights[kMaxPairs];
+  for (int k = 0; k < 2 * pairs; ++k) rows[k] = src + static_cast<size_t>(start + std::min(k, size - 1)) * stride;
+  for (int p = 0; p < pairs; ++p) {
+    const int16_t w1 = 2 * p + 1 < size ? w[2 * p + 1] : 0;  // odd size: the last pair reads its row twice, weight 0
+    weights[p] = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(w1)) << 16) |
+                                                        static_cast<uint16_t>(w[2 * p])));
+  }
+  const int32_t init = precision > 0 ? 1 << (precision - 1) : 0;
+  const __m256i vinit = _mm256_set1_epi32(init);
+  const __m128i shift = _mm_cvtsi32_si128(precision);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256i lo = vinit, hi = vinit;  // values 0-3, 8-11 and 4-7, 12-15 (unpack works per lane)
+    for (int p = 0; p < pairs; ++p) {
+      const __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2 * p] + i)));
+      const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2 * p + 1] + i)));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), weights[p]));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), weights[p]));
     }
     // >> precision, then saturate to int16 and to uint8: the same as Clamp8. packs undoes the
     // unpack order within each lane; the final permute joins the two lanes' 8 bytes.
