@@ -114,10 +114,40 @@ for (let i = 0; i < sessions; i++) clients.push(await connect(i));
 await new Promise((r) => setTimeout(r, 500));
 server.send('reset');
 const t0 = performance.now();
+const cpu0 = process.cpuUsage();
+// CPU time of the gateway process (all threads) and of its main thread (the event loop), from
+// /proc: robust to other load on the machine where the loop-delay percentiles are not.
+const ticks = (path) => {
+  try {
+    const f = readFileSync(path, 'utf8').split(') ')[1].split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return Number.NaN;
+  }
+};
+const gw0 = { all: ticks(`/proc/${server.pid}/stat`), main: ticks(`/proc/${server.pid}/task/${server.pid}/stat`) };
+// STAGGER=1: each client keeps its own 20 ms clock, the N clocks spread evenly over the 20 ms
+// period (independent clients: their chunks arrive spread out). Default: every client sends its
+// chunk in the same tick (all N chunks arrive as one burst every 20 ms, the worst case).
+const stagger = process.env.STAGGER === '1';
+clients.forEach((c, i) => (c.next = t0 + (stagger ? (20 * i) / sessions : 0)));
 let next = t0;
 await new Promise((resolve) => {
   const tick = () => {
     const now = performance.now();
+    if (stagger) {
+      // Real-time pace per client: a late tick sends what each client owes.
+      for (const c of clients) {
+        while (c.next <= now) {
+          c.ws.send(chunks[c.at], { binary: false });
+          c.at = (c.at + 1) % chunks.length;
+          c.next += 20;
+        }
+      }
+      if (now - t0 >= seconds * 1000) return resolve();
+      setTimeout(tick, 1);
+      return;
+    }
     // Real-time pace: catch up on late ticks so every session sends 50 chunks per second.
     while (next <= now) {
       for (const c of clients) {
@@ -131,11 +161,18 @@ await new Promise((resolve) => {
   };
   tick();
 });
+const genCpu = process.cpuUsage(cpu0);
+const gwSec = (performance.now() - t0) / 1000;
+const gwMain = (ticks(`/proc/${server.pid}/task/${server.pid}/stat`) - gw0.main) / gwSec;
+const gwAll = (ticks(`/proc/${server.pid}/stat`) - gw0.all) / gwSec;
+const genPct = ((genCpu.user + genCpu.system) / 1e3 / (performance.now() - t0)) * 100;
 const stats = await ask('stats');
 for (const c of clients) c.ws.close();
 server.send('stop');
 
-console.log(`runtime ${mode}, ${sessions} sessions x ${seconds} s of 20 ms chunks (server VAD, spoken replies)`);
+console.log(`runtime ${mode}, ${sessions} sessions x ${seconds} s of 20 ms chunks (${stagger ? 'clients staggered over the 20 ms period' : 'all clients in the same tick'}; server VAD, spoken replies)`);
+console.log(`chunks streamed: ${sessions * Math.round(seconds * 50)} (${Math.round(sessions * seconds * 31.25)} VAD frames' worth); load generator CPU ${genPct.toFixed(0)}% of a core`);
+console.log(`gateway CPU: main thread ${gwMain.toFixed(0)}% of a core, whole process ${gwAll.toFixed(0)}% (clock ticks of 10 ms)`);
 console.log(`event-loop delay (gateway): p50 ${f(stats.p50)} ms, p99 ${f(stats.p99)} ms, max ${f(stats.max)} ms; rss ${stats.rssMb.toFixed(0)} MB`);
 console.log(`VAD: ${stats.vad.frames} frames in ${stats.vad.runs} batched runs (largest ${stats.vad.largestBatch})`);
 console.log(`turns answered: ${turnToAudio.length}; responses done: ${responses}; error events: ${errors}`);

@@ -58,11 +58,13 @@ export class AudioInputDecoder {
       throw new CodecError('audio_sample_rate_unsupported', `${format} audio is 8000 Hz (got ${rate})`, 'sampleRate');
     }
     this.sampleRate = rate;
-    if (format === 'pcm16') this.pcm = new Pcm16StreamReader();
-    else this.law = format === 'g711_ulaw' ? 'mulaw' : 'alaw';
     if (rate !== MODEL_INPUT_SAMPLE_RATE) {
       this.resampler = createResamplerFor(rate, MODEL_INPUT_SAMPLE_RATE, 'sampleRate');
     }
+    // The resampler copies what it is given, so its input can live in one reused buffer; at
+    // 16 kHz the decoded samples are the output and must be fresh.
+    if (format === 'pcm16') this.pcm = new Pcm16StreamReader({ reuseOutput: this.resampler !== undefined });
+    else this.law = format === 'g711_ulaw' ? 'mulaw' : 'alaw';
   }
 
   /** Client samples consumed so far (whole samples at `sampleRate`). */

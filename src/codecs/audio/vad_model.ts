@@ -41,20 +41,82 @@ export interface SileroVadOptions {
   modelPath?: string;
   /** `worker` (default) keeps inference off the event loop; `main` runs it on the JS thread. */
   thread?: 'worker' | 'main';
+  /**
+   * Nice value of the worker thread (default 10; 0 leaves it alone). Scoring is throughput work
+   * with slack (frames queue, a turn is late by a frame or two at worst), while the event loop
+   * and a turn's feature job are latency work: when the cores are short the scheduler should run
+   * those first and give the model the rest.
+   */
+  workerNice?: number;
 }
 
-interface BatchResult {
-  output: Float32Array;
-  hn: Float32Array;
-  cn: Float32Array;
+const DEFAULT_WORKER_NICE = 10;
+
+/**
+ * Buffers of one run: the caller fills `input`, `h` and `c` for `batch` frames (batched layout),
+ * the backend leaves `output`, `hn` and `cn` in the same slot. A slot is reused once its run's
+ * results have been read, so a steady stream of runs allocates nothing.
+ */
+interface Slot {
+  readonly index: number;
+  readonly capacity: number;
+  readonly input: Float32Array;
+  readonly h: Float32Array;
+  readonly c: Float32Array;
+  readonly output: Float32Array;
+  readonly hn: Float32Array;
+  readonly cn: Float32Array;
 }
 
 interface Backend {
-  // Fresh buffers, handed over (transferred) to the worker.
-  run(batch: number, input: Float32Array<ArrayBuffer>, h: Float32Array<ArrayBuffer>, c: Float32Array<ArrayBuffer>): Promise<BatchResult>;
+  /** A free slot holding at least `batch` frames. */
+  acquire(batch: number): Slot;
+  /** Runs the first `batch` frames of the slot; on success its outputs hold the results. */
+  run(slot: Slot, batch: number): Promise<void>;
+  /** The slot's results have been read: it may carry another run. */
+  release(slot: Slot): void;
   close(): Promise<void>;
   /** False once the backend can no longer run (worker exited or errored, or closed). */
   readonly alive: boolean;
+}
+
+function newSlot(index: number, capacity: number, shared: boolean): Slot {
+  const floats = (n: number) => new Float32Array(shared ? new SharedArrayBuffer(n * 4) : new ArrayBuffer(n * 4));
+  return {
+    index,
+    capacity,
+    input: floats(capacity * SILERO_FRAME_SAMPLES),
+    h: floats(capacity * STATE_FLOATS),
+    c: floats(capacity * STATE_FLOATS),
+    output: floats(capacity),
+    hn: floats(capacity * STATE_FLOATS),
+    cn: floats(capacity * STATE_FLOATS),
+  };
+}
+
+/** Free slots by index; a slot too small for a batch is replaced by a larger one at its index. */
+class SlotPool {
+  private readonly free: Slot[] = [];
+  private count = 0;
+
+  constructor(
+    private readonly shared: boolean,
+    /** Called with every slot the pool creates (the worker backend hands its buffers over). */
+    private readonly created: (slot: Slot) => void = () => {},
+  ) {}
+
+  acquire(batch: number): Slot {
+    let slot = this.free.pop();
+    if (slot === undefined || slot.capacity < batch) {
+      slot = newSlot(slot?.index ?? this.count++, Math.max(batch, slot?.capacity ?? 0, 32), this.shared);
+      this.created(slot);
+    }
+    return slot;
+  }
+
+  release(slot: Slot): void {
+    this.free.push(slot);
+  }
 }
 
 interface ModelSignature {
@@ -94,24 +156,47 @@ function checkSignature(sig: ModelSignature): number {
 
 // Worker body. It is plain JavaScript evaluated by the worker, because a separate .ts file
 // would not load under the test runner, and it has to run on Node directly as well.
+// Batches travel through SharedArrayBuffer slots (sent once, when a slot is made): a run message
+// is just {id, slot, batch}, and the answer {id} (or {id, error}), so neither side allocates,
+// transfers or clones tens of kB per run. The worker copies its inputs out of the slot and its
+// results into it; the main thread reads them before it reuses the slot.
 const WORKER_SOURCE = `
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
 const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(workerData.sampleRate)]), []);
+const FRAME = ${SILERO_FRAME_SAMPLES};
+const STATE = ${STATE_FLOATS};
+const slots = [];
+if (workerData.nice !== 0) {
+  // Lower this thread's scheduling priority only (on Linux a nice value is per thread, and
+  // pid 0 is the calling thread). Where it is refused the worker simply runs at normal priority.
+  try { require('node:os').setPriority(0, workerData.nice); } catch {}
+}
 ort.InferenceSession.create(workerData.modelPath, workerData.sessionOptions).then((session) => {
   const h = session.inputMetadata.find((m) => m.name === 'h');
   parentPort.postMessage({ type: 'ready', inputNames: session.inputNames, outputNames: session.outputNames,
     stateShape: h && h.isTensor ? h.shape : undefined });
   parentPort.on('message', (m) => {
+    if (m.type === 'slot') {
+      slots[m.slot.index] = m.slot;
+      return;
+    }
+    const s = slots[m.slot];
+    const n = m.batch;
     const feeds = {
-      input: new ort.Tensor('float32', m.input, [m.batch, m.input.length / m.batch]),
+      input: new ort.Tensor('float32', s.input.slice(0, n * FRAME), [n, FRAME]),
       sr,
-      h: new ort.Tensor('float32', m.h, [${LAYERS}, m.batch, ${HIDDEN}]),
-      c: new ort.Tensor('float32', m.c, [${LAYERS}, m.batch, ${HIDDEN}]),
+      h: new ort.Tensor('float32', s.h.slice(0, n * STATE), [${LAYERS}, n, ${HIDDEN}]),
+      c: new ort.Tensor('float32', s.c.slice(0, n * STATE), [${LAYERS}, n, ${HIDDEN}]),
     };
     session.run(feeds).then(
-      (o) => parentPort.postMessage({ type: 'result', id: m.id, output: o.output.data, hn: o.hn.data, cn: o.cn.data }),
+      (o) => {
+        s.output.set(o.output.data.subarray(0, n));
+        s.hn.set(o.hn.data.subarray(0, n * STATE));
+        s.cn.set(o.cn.data.subarray(0, n * STATE));
+        parentPort.postMessage({ type: 'result', id: m.id });
+      },
       (err) => parentPort.postMessage({ type: 'result', id: m.id, error: String(err && err.message || err) }),
     );
   });
@@ -121,7 +206,7 @@ ort.InferenceSession.create(workerData.modelPath, workerData.sessionOptions).the
 type WorkerMessage =
   | { type: 'ready'; inputNames: string[]; outputNames: string[]; stateShape?: (number | string)[] }
   | { type: 'failed'; error: string }
-  | { type: 'result'; id: number; error?: string; output: Float32Array; hn: Float32Array; cn: Float32Array };
+  | { type: 'result'; id: number; error?: string };
 
 const SESSION_OPTIONS: InferenceSession.SessionOptions = {
   // One thread per session: several processes or sessions on a 2-core box must not oversubscribe.
@@ -131,13 +216,13 @@ const SESSION_OPTIONS: InferenceSession.SessionOptions = {
   graphOptimizationLevel: 'all',
 };
 
-async function startWorkerBackend(modelPath: string): Promise<{ backend: Backend; signature: ModelSignature }> {
+async function startWorkerBackend(modelPath: string, nice: number): Promise<{ backend: Backend; signature: ModelSignature }> {
   const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { ortPath, modelPath, sampleRate: SILERO_SAMPLE_RATE, sessionOptions: SESSION_OPTIONS },
+    workerData: { ortPath, modelPath, sampleRate: SILERO_SAMPLE_RATE, sessionOptions: SESSION_OPTIONS, nice },
   });
-  const pending = new Map<number, { resolve: (r: BatchResult) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let dead: Error | undefined;
 
@@ -159,7 +244,7 @@ async function startWorkerBackend(modelPath: string): Promise<{ backend: Backend
         pending.delete(m.id);
         if (pending.size === 0) worker.unref();
         if (m.error !== undefined) p.reject(new CodecError('vad_model_unavailable', `Silero VAD inference failed: ${m.error}`));
-        else p.resolve({ output: m.output, hn: m.hn, cn: m.cn });
+        else p.resolve();
       }
     });
     worker.on('error', (err) => {
@@ -179,14 +264,17 @@ async function startWorkerBackend(modelPath: string): Promise<{ backend: Backend
   // An idle worker must not keep the process alive; it is referenced only while work is pending.
   worker.unref();
 
+  const slots = new SlotPool(true, (slot) => worker.postMessage({ type: 'slot', slot }));
   const backend: Backend = {
-    run(batch, input, h, c) {
+    acquire: (batch) => slots.acquire(batch),
+    release: (slot) => slots.release(slot),
+    run(slot, batch) {
       if (dead) return Promise.reject(dead);
       const id = nextId++;
-      return new Promise<BatchResult>((resolve, reject) => {
+      return new Promise<void>((resolve, reject) => {
         if (pending.size === 0) worker.ref();
         pending.set(id, { resolve, reject });
-        worker.postMessage({ id, batch, input, h, c }, [input.buffer, h.buffer, c.buffer]);
+        worker.postMessage({ id, slot: slot.index, batch });
       });
     },
     async close() {
@@ -206,17 +294,22 @@ async function startMainBackend(modelPath: string): Promise<{ backend: Backend; 
   const hMeta = session.inputMetadata.find((m) => m.name === 'h');
   const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(SILERO_SAMPLE_RATE)]), []);
   let closed = false;
+  const slots = new SlotPool(false);
   const backend: Backend = {
-    async run(batch, input, h, c) {
+    acquire: (batch) => slots.acquire(batch),
+    release: (slot) => slots.release(slot),
+    async run(slot, batch) {
       if (closed) throw new CodecError('vad_model_unavailable', 'Silero VAD model was closed');
       const o = await session.run({
-        input: new ort.Tensor('float32', input, [batch, input.length / batch]),
+        input: new ort.Tensor('float32', slot.input.slice(0, batch * SILERO_FRAME_SAMPLES), [batch, SILERO_FRAME_SAMPLES]),
         sr,
-        h: new ort.Tensor('float32', h, [LAYERS, batch, HIDDEN]),
-        c: new ort.Tensor('float32', c, [LAYERS, batch, HIDDEN]),
+        h: new ort.Tensor('float32', slot.h.slice(0, batch * STATE_FLOATS), [LAYERS, batch, HIDDEN]),
+        c: new ort.Tensor('float32', slot.c.slice(0, batch * STATE_FLOATS), [LAYERS, batch, HIDDEN]),
       });
       const data = (name: string) => (o[name] as Tensor).data as Float32Array;
-      return { output: data('output'), hn: data('hn'), cn: data('cn') };
+      slot.output.set(data('output').subarray(0, batch));
+      slot.hn.set(data('hn').subarray(0, batch * STATE_FLOATS));
+      slot.cn.set(data('cn').subarray(0, batch * STATE_FLOATS));
     },
     async close() {
       closed = true;
@@ -258,7 +351,7 @@ export class SileroVad implements VadInference {
     }
     let started: { backend: Backend; signature: ModelSignature };
     try {
-      started = thread === 'worker' ? await startWorkerBackend(modelPath) : await startMainBackend(modelPath);
+      started = thread === 'worker' ? await startWorkerBackend(modelPath, options.workerNice ?? DEFAULT_WORKER_NICE) : await startMainBackend(modelPath);
     } catch (err) {
       if (err instanceof CodecError) throw err;
       const msg = err instanceof Error ? err.message : String(err);
@@ -293,31 +386,38 @@ export class SileroVad implements VadInference {
     if (batch > this.maxBatch) throw new RangeError(`this Silero export takes at most ${this.maxBatch} frames per run`);
     if (new Set(states).size !== batch) throw new RangeError('a stream appears twice in one batch');
 
-    const input = new Float32Array(batch * SILERO_FRAME_SAMPLES);
-    const h = new Float32Array(batch * STATE_FLOATS);
-    const c = new Float32Array(batch * STATE_FLOATS);
-    for (let b = 0; b < batch; b++) {
-      const frame = frames[b]!;
-      if (frame.length !== SILERO_FRAME_SAMPLES) {
-        throw new RangeError(`Silero frames are ${SILERO_FRAME_SAMPLES} samples (got ${frame.length})`);
+    const slot = this.backend.acquire(batch);
+    const { input, h, c } = slot;
+    try {
+      for (let b = 0; b < batch; b++) {
+        const frame = frames[b]!;
+        if (frame.length !== SILERO_FRAME_SAMPLES) {
+          throw new RangeError(`Silero frames are ${SILERO_FRAME_SAMPLES} samples (got ${frame.length})`);
+        }
+        input.set(frame, b * SILERO_FRAME_SAMPLES);
+        const s = states[b]!;
+        // Batched state is [layer][batch][unit]; each stream keeps [layer][unit].
+        for (let l = 0; l < LAYERS; l++) {
+          h.set(s.h.subarray(l * HIDDEN, (l + 1) * HIDDEN), (l * batch + b) * HIDDEN);
+          c.set(s.c.subarray(l * HIDDEN, (l + 1) * HIDDEN), (l * batch + b) * HIDDEN);
+        }
       }
-      input.set(frame, b * SILERO_FRAME_SAMPLES);
-      const s = states[b]!;
-      // Batched state is [layer][batch][unit]; each stream keeps [layer][unit].
-      for (let l = 0; l < LAYERS; l++) {
-        h.set(s.h.subarray(l * HIDDEN, (l + 1) * HIDDEN), (l * batch + b) * HIDDEN);
-        c.set(s.c.subarray(l * HIDDEN, (l + 1) * HIDDEN), (l * batch + b) * HIDDEN);
+      await this.backend.run(slot, batch);
+      const { hn, cn } = slot;
+      for (let b = 0; b < batch; b++) {
+        const s = states[b]!;
+        for (let l = 0; l < LAYERS; l++) {
+          s.h.set(hn.subarray((l * batch + b) * HIDDEN, (l * batch + b + 1) * HIDDEN), l * HIDDEN);
+          s.c.set(cn.subarray((l * batch + b) * HIDDEN, (l * batch + b + 1) * HIDDEN), l * HIDDEN);
+        }
       }
+      return slot.output.slice(0, batch);
+    } finally {
+      // Reached once the run has answered (or failed, or never started): the worker is done
+      // with the slot and its results have been read. A run that never answers keeps its slot;
+      // the pool makes another.
+      this.backend.release(slot);
     }
-    const r = await this.backend.run(batch, input, h, c);
-    for (let b = 0; b < batch; b++) {
-      const s = states[b]!;
-      for (let l = 0; l < LAYERS; l++) {
-        s.h.set(r.hn.subarray((l * batch + b) * HIDDEN, (l * batch + b + 1) * HIDDEN), l * HIDDEN);
-        s.c.set(r.cn.subarray((l * batch + b) * HIDDEN, (l * batch + b + 1) * HIDDEN), l * HIDDEN);
-      }
-    }
-    return Float32Array.from(r.output.subarray(0, batch));
   }
 
   /** False once the model can no longer run: its worker exited or failed, or it was closed. */

@@ -7,6 +7,10 @@ import { ProtocolError, type AudioFormat, type TurnDetection } from './model.js'
 
 export const MIN_COMMIT_MS = 100;
 const RATE = 16_000;
+/** 4 s at 16 kHz: most spoken turns fit without growing. */
+const INITIAL_SAMPLES = 4 * RATE;
+/** An emptied buffer larger than 60 s is replaced by a small one. */
+const SHRINK_ABOVE_SAMPLES = 60 * RATE;
 
 export interface InputAudioOptions {
   format: AudioFormat;
@@ -20,8 +24,14 @@ export interface InputAudioOptions {
 export class InputAudio {
   private decoder: AudioInputDecoder;
   private vad: VoiceActivityDetector | undefined;
-  /** Uncommitted 16 kHz audio: chunks covering [bufferStart, total). */
-  private chunks: Float32Array[] = [];
+  /**
+   * Uncommitted 16 kHz audio: samples [bufferStart, total) in buf[offset, offset + total -
+   * bufferStart). One growing buffer rather than a list of the 20 ms chunks: a chunk then dies
+   * young (it is copied here and into the detector), where a kept chunk would be one more object
+   * per 20 ms per session for the garbage collector to copy and promote.
+   */
+  private buf = new Float32Array(INITIAL_SAMPLES);
+  private offset = 0;
   private bufferStart = 0;
   private total = 0;
   private readonly maxSamples: number;
@@ -74,8 +84,7 @@ export class InputAudio {
     // The detector first: when it refuses the chunk (vad_overloaded) the buffer does not take it
     // either, so the two timelines stay the same.
     this.vad?.push(samples);
-    this.chunks.push(samples);
-    this.total += samples.length;
+    this.store(samples);
   }
 
   /** Takes the whole buffer (manual commit). Errors when it holds under 100 ms. */
@@ -116,15 +125,13 @@ export class InputAudio {
     this.decoder.reset();
     if (tail.length === 0) return;
     this.vad?.push(tail);
-    this.chunks.push(tail);
-    this.total += tail.length;
+    this.store(tail);
   }
 
   clear(): void {
     // Samples the resampler still holds belong to the cleared audio: drop them too.
     this.decoder.reset();
-    this.chunks = [];
-    this.bufferStart = this.total;
+    this.dropBefore(this.total);
     this.vad?.reset();
   }
 
@@ -144,25 +151,40 @@ export class InputAudio {
     });
   }
 
+  /** Samples [from, to) (clamped to what the buffer holds; zeros elsewhere), as a new array. */
   private take(from: number, to: number): Float32Array {
     const out = new Float32Array(Math.max(0, to - from));
-    let at = this.bufferStart;
-    for (const c of this.chunks) {
-      const a = Math.max(from, at);
-      const b = Math.min(to, at + c.length);
-      if (b > a) out.set(c.subarray(a - at, b - at), a - from);
-      at += c.length;
-    }
+    const a = Math.max(from, this.bufferStart);
+    const b = Math.min(to, this.total);
+    if (b > a) out.set(this.buf.subarray(this.offset + a - this.bufferStart, this.offset + b - this.bufferStart), a - from);
     return out;
   }
 
-  private dropBefore(sample: number): void {
-    while (this.chunks.length > 0 && this.bufferStart + this.chunks[0]!.length <= sample) {
-      this.bufferStart += this.chunks.shift()!.length;
+  private store(samples: Float32Array): void {
+    const held = this.total - this.bufferStart;
+    if (this.offset + held + samples.length > this.buf.length) {
+      const need = held + samples.length;
+      if (need <= this.buf.length / 2) {
+        this.buf.copyWithin(0, this.offset, this.offset + held);
+      } else {
+        const grown = new Float32Array(Math.max(2 * need, INITIAL_SAMPLES));
+        grown.set(this.buf.subarray(this.offset, this.offset + held));
+        this.buf = grown;
+      }
+      this.offset = 0;
     }
-    if (this.chunks.length > 0 && sample > this.bufferStart) {
-      this.chunks[0] = this.chunks[0]!.subarray(sample - this.bufferStart);
-      this.bufferStart = sample;
+    this.buf.set(samples, this.offset + held);
+    this.total += samples.length;
+  }
+
+  private dropBefore(sample: number): void {
+    const drop = Math.min(Math.max(0, sample - this.bufferStart), this.total - this.bufferStart);
+    this.offset += drop;
+    this.bufferStart += drop;
+    if (this.bufferStart === this.total) {
+      this.offset = 0;
+      // A long turn grew the buffer: give the memory back once it is empty.
+      if (this.buf.length > SHRINK_ABOVE_SAMPLES) this.buf = new Float32Array(INITIAL_SAMPLES);
     }
   }
 }

@@ -155,7 +155,26 @@ export class RealtimeSession {
    * event left (a session.update before an append changes how the append is read).
    */
   submitWith(eventId: string | null, parse: (config: SessionConfig) => ClientCommand): void {
-    this.enqueue(eventId, () => this.handle(parse(this.config)));
+    if (this.queued > 0 || this.closed) {
+      this.enqueue(eventId, () => this.handle(parse(this.config)));
+      return;
+    }
+    // Nothing is waiting, so this event may be parsed now, against the configuration every
+    // earlier event left. An audio append (nearly all of the traffic: one per 20 ms chunk) is
+    // also handled now, synchronously, which spares the queue's three promises per chunk; it
+    // sends nothing on success, and its error is the same `error` event the queue would send.
+    let command: ClientCommand;
+    try {
+      command = parse(this.config);
+      if (command.type === 'input_audio_buffer.append') {
+        this.appendAudio(command.audio);
+        return;
+      }
+    } catch (err) {
+      this.sendError(err, eventId);
+      return;
+    }
+    this.enqueue(eventId, () => this.handle(command));
   }
 
   /** Reports a problem found before a command existed (bad JSON, unknown type...). */
@@ -227,10 +246,7 @@ export class RealtimeSession {
       case 'session.update':
         return this.update(c.patch);
       case 'input_audio_buffer.append':
-        this.options.keyUsage?.audioSeconds(c.audio.length / bytesPerSecond(this.config.inputFormat));
-        this.input.append(c.audio);
-        this.audioAppended = true;
-        return;
+        return this.appendAudio(c.audio);
       case 'input_audio_buffer.commit': {
         const samples = this.input.commitAll();
         this.turnItemId = undefined;
@@ -270,6 +286,12 @@ export class RealtimeSession {
         this.options.close(1000, 'session finished');
         return;
     }
+  }
+
+  private appendAudio(audio: Buffer): void {
+    this.options.keyUsage?.audioSeconds(audio.length / bytesPerSecond(this.config.inputFormat));
+    this.input.append(audio);
+    this.audioAppended = true;
   }
 
   private async update(patch: SessionPatch): Promise<void> {
