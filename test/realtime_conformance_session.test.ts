@@ -180,7 +180,9 @@ describe('scenario 11: G.711 in and out', () => {
     const id = ((await c.next('response.created')).response as { id: string }).id;
     await c.responseDone(id, 30_000);
     const cycle = checkResponseCycle(c.events, id, 'beta');
-    expect(cycle.audioDeltas).toBeGreaterThan(0);
+    // On a failure, say how the response ended and what errors came, not only that no audio did.
+    const ended = c.events.find((e) => e.type === 'response.done')?.response as { status?: string; status_details?: unknown } | undefined;
+    expect(cycle.audioDeltas, JSON.stringify({ status: ended?.status, details: ended?.status_details, errors: errorsOf(c.events) })).toBeGreaterThan(0);
     expect(errorsOf(c.events)).toEqual([]);
     await c.close();
   });

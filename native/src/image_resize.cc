@@ -38,26 +38,27 @@ const NormTable& Norm() {
   return t;
 }
 
+// Output pixel x of one row along x: its taps over the interleaved RGB of source row `s`.
+inline void HorizontalPixel(const uint8_t* s, const AxisTaps& t, int x, uint8_t* d) {
+  const int32_t init = t.precision > 0 ? 1 << (t.precision - 1) : 0;
+  const uint8_t* p = s + static_cast<size_t>(t.start[x]) * 3;
+  const int16_t* w = t.weight.data() + static_cast<size_t>(x) * t.taps;
+  int32_t s0 = init, s1 = init, s2 = init;
+  for (int j = 0, n = t.size[x]; j < n; ++j) {
+    s0 += p[3 * j] * w[j];
+    s1 += p[3 * j + 1] * w[j];
+    s2 += p[3 * j + 2] * w[j];
+  }
+  d[3 * x] = Clamp8(s0 >> t.precision);
+  d[3 * x + 1] = Clamp8(s1 >> t.precision);
+  d[3 * x + 2] = Clamp8(s2 >> t.precision);
+}
+
 // rows x in_w x 3 -> rows x out_w x 3, along x.
 OMNI_CLONES void HorizontalPortable(const uint8_t* src, int in_w, int rows, const AxisTaps& t, uint8_t* dst, int out_w) {
-  const int32_t init = t.precision > 0 ? 1 << (t.precision - 1) : 0;
   const size_t in_stride = static_cast<size_t>(in_w) * 3, out_stride = static_cast<size_t>(out_w) * 3;
   for (int r = 0; r < rows; ++r) {
-    const uint8_t* s = src + r * in_stride;
-    uint8_t* d = dst + r * out_stride;
-    for (int x = 0; x < out_w; ++x) {
-      const uint8_t* p = s + static_cast<size_t>(t.start[x]) * 3;
-      const int16_t* w = t.weight.data() + static_cast<size_t>(x) * t.taps;
-      int32_t s0 = init, s1 = init, s2 = init;
-      for (int j = 0, n = t.size[x]; j < n; ++j) {
-        s0 += p[3 * j] * w[j];
-        s1 += p[3 * j + 1] * w[j];
-        s2 += p[3 * j + 2] * w[j];
-      }
-      d[3 * x] = Clamp8(s0 >> t.precision);
-      d[3 * x + 1] = Clamp8(s1 >> t.precision);
-      d[3 * x + 2] = Clamp8(s2 >> t.precision);
-    }
+    for (int x = 0; x < out_w; ++x) HorizontalPixel(src + r * in_stride, t, x, dst + r * out_stride);
   }
 }
 
@@ -93,16 +94,7 @@ OMNI_AVX2 void HorizontalAvx2(const uint8_t* src, int in_w, int rows, const Axis
       const uint8_t* p = src + offset;
       const int n = (t.size[x] + 1) / 2;
       if (offset + 6 * static_cast<size_t>(n) + 2 > readable) {  // the block's last pixels: no read past its end
-        const int16_t* w = t.weight.data() + static_cast<size_t>(x) * t.taps;
-        int32_t s0 = init, s1 = init, s2 = init;
-        for (int j = 0; j < t.size[x]; ++j) {
-          s0 += p[3 * j] * w[j];
-          s1 += p[3 * j + 1] * w[j];
-          s2 += p[3 * j + 2] * w[j];
-        }
-        d[3 * x] = Clamp8(s0 >> t.precision);
-        d[3 * x + 1] = Clamp8(s1 >> t.precision);
-        d[3 * x + 2] = Clamp8(s2 >> t.precision);
+        HorizontalPixel(src + r * in_stride, t, x, d);
         continue;
       }
       const int32_t* wp = pairs.data() + static_cast<size_t>(x) * max_pairs;
