@@ -42,6 +42,15 @@ function toCodecError(err: unknown): unknown {
   return err;
 }
 
+/** smart_resize with the checkpoint's factor and the caller's (or the checkpoint's) pixel bounds. */
+function resizedSize(height: number, width: number, options: Pick<ImagePatchOptions, 'minPixels' | 'maxPixels'>): [number, number] {
+  return smartResize(height, width, {
+    factor: QWEN3_OMNI_IMAGE.factor,
+    minPixels: options.minPixels ?? QWEN3_OMNI_IMAGE.minPixels,
+    maxPixels: options.maxPixels ?? QWEN3_OMNI_IMAGE.maxPixels,
+  });
+}
+
 /** Patches of already decoded 8-bit RGB (width * height * 3 bytes, row-major). */
 export async function rgbToPatches(
   rgb: Uint8Array,
@@ -49,11 +58,7 @@ export async function rgbToPatches(
   height: number,
   options: Pick<ImagePatchOptions, 'minPixels' | 'maxPixels' | 'threads'> = {},
 ): Promise<Omit<ImagePatches, 'format'>> {
-  const [resizedHeight, resizedWidth] = smartResize(height, width, {
-    factor: QWEN3_OMNI_IMAGE.factor,
-    minPixels: options.minPixels ?? QWEN3_OMNI_IMAGE.minPixels,
-    maxPixels: options.maxPixels ?? QWEN3_OMNI_IMAGE.maxPixels,
-  });
+  const [resizedHeight, resizedWidth] = resizedSize(height, width, options);
   let r;
   try {
     r = await nativeAddon().imageToPatches(rgb, width, height, resizedHeight, resizedWidth, options.threads ?? 1);
@@ -104,11 +109,7 @@ async function jpegFastLane(bytes: Uint8Array, options: ImagePatchOptions): Prom
   const height = swap ? header.width : header.height;
   let resizedHeight: number, resizedWidth: number;
   try {
-    [resizedHeight, resizedWidth] = smartResize(height, width, {
-      factor: QWEN3_OMNI_IMAGE.factor,
-      minPixels: options.minPixels ?? QWEN3_OMNI_IMAGE.minPixels,
-      maxPixels: options.maxPixels ?? QWEN3_OMNI_IMAGE.maxPixels,
-    });
+    [resizedHeight, resizedWidth] = resizedSize(height, width, options);
   } catch {
     return undefined;
   }
