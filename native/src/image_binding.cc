@@ -49,42 +49,55 @@ bool IsUint8Array(const Napi::Value& v) {
   return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
 }
 
+// (width, height, outH, outW) from arguments at..at+3: integers in 1..kMaxSide, the output sides
+// multiples of 32.
+void ReadSizes(const Napi::CallbackInfo& info, size_t at, Args& a) {
+  Napi::Env env = info.Env();
+  int v[4];
+  const char* names[4] = {"width", "height", "outH", "outW"};
+  for (int i = 0; i < 4; ++i) {
+    const Napi::Value arg = info[at + i];
+    const double d = arg.IsNumber() ? arg.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 1 && d <= kMaxSide) || d != static_cast<double>(static_cast<int64_t>(d))) {
+      throw CodedError(env, "image_option_invalid",
+                       std::string(names[i]) + " must be an integer in 1.." + std::to_string(kMaxSide));
+    }
+    v[i] = static_cast<int>(d);
+  }
+  a.width = v[0];
+  a.height = v[1];
+  a.out_h = v[2];
+  a.out_w = v[3];
+  if (a.out_h % image::kFactor != 0 || a.out_w % image::kFactor != 0) {
+    throw CodedError(env, "image_option_invalid",
+                     "outH and outW must be multiples of 32, got " + std::to_string(a.out_h) + "x" + std::to_string(a.out_w));
+  }
+}
+
+// The optional thread count at argument i, clamped to 1..64.
+void ReadThreads(const Napi::CallbackInfo& info, size_t i, Args& a) {
+  if (info.Length() > i && info[i].IsNumber()) {
+    const int t = info[i].As<Napi::Number>().Int32Value();
+    a.threads = t < 1 ? 1 : (t > 64 ? 64 : t);
+  }
+}
+
 // (rgb, width, height, outH, outW, threads?) from argument `base`; base 1 leaves argument 0 free.
 Args ParseArgs(const Napi::CallbackInfo& info, size_t base = 0) {
   Napi::Env env = info.Env();
   if (info.Length() < 5 + base || !IsUint8Array(info[0])) {
     throw CodedError(env, "image_option_invalid", "expected (rgb: Uint8Array, width, height, outH, outW)");
   }
-  int64_t v[4];
-  const char* names[4] = {"width", "height", "outH", "outW"};
-  for (int i = 0; i < 4; ++i) {
-    const Napi::Value arg = info[i + 1 + base];
-    const double d = arg.IsNumber() ? arg.As<Napi::Number>().DoubleValue() : -1;
-    if (!(d >= 1 && d <= kMaxSide) || d != static_cast<double>(static_cast<int64_t>(d))) {
-      throw CodedError(env, "image_option_invalid",
-                       std::string(names[i]) + " must be an integer in 1.." + std::to_string(kMaxSide));
-    }
-    v[i] = static_cast<int64_t>(d);
-  }
   Args a;
+  ReadSizes(info, 1 + base, a);
   a.rgb = info[0].As<Napi::Uint8Array>();
-  a.width = static_cast<int>(v[0]);
-  a.height = static_cast<int>(v[1]);
-  a.out_h = static_cast<int>(v[2]);
-  a.out_w = static_cast<int>(v[3]);
-  if (a.rgb.ByteLength() != static_cast<size_t>(v[0] * v[1] * 3)) {
+  const size_t need = static_cast<size_t>(a.width) * a.height * 3;
+  if (a.rgb.ByteLength() != need) {
     throw CodedError(env, "image_option_invalid",
-                     "rgb must hold width * height * 3 = " + std::to_string(v[0] * v[1] * 3) + " bytes, got " +
+                     "rgb must hold width * height * 3 = " + std::to_string(need) + " bytes, got " +
                          std::to_string(a.rgb.ByteLength()));
   }
-  if (info.Length() > 5 + base && info[5 + base].IsNumber()) {
-    const int t = info[5 + base].As<Napi::Number>().Int32Value();
-    a.threads = t < 1 ? 1 : (t > 64 ? 64 : t);
-  }
-  if (a.out_h % image::kFactor != 0 || a.out_w % image::kFactor != 0) {
-    throw CodedError(env, "image_option_invalid",
-                     "outH and outW must be multiples of 32, got " + std::to_string(a.out_h) + "x" + std::to_string(a.out_w));
-  }
+  ReadThreads(info, 5 + base, a);
   return a;
 }
 
@@ -245,27 +258,8 @@ Napi::Value JpegToPatches(const Napi::CallbackInfo& info) {
     throw CodedError(env, "image_option_invalid", "orientation must be 1..8 and maxPixels positive");
   }
   Args a;
-  {
-    const double w = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1;
-    const double h = info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : -1;
-    if (!(w >= 1 && w <= kMaxSide && h >= 1 && h <= kMaxSide) || w != static_cast<int>(w) || h != static_cast<int>(h)) {
-      throw CodedError(env, "image_option_invalid", "width and height must be integers in 1.." + std::to_string(kMaxSide));
-    }
-    a.width = static_cast<int>(w);
-    a.height = static_cast<int>(h);
-  }
-  for (int i : {4, 5}) {
-    const double d = info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
-    if (!(d >= image::kFactor && d <= kMaxSide) || d != static_cast<int>(d) || static_cast<int>(d) % image::kFactor != 0) {
-      throw CodedError(env, "image_option_invalid", "outH and outW must be positive multiples of 32");
-    }
-  }
-  a.out_h = info[4].As<Napi::Number>().Int32Value();
-  a.out_w = info[5].As<Napi::Number>().Int32Value();
-  if (info.Length() > 7 && info[7].IsNumber()) {
-    const int t = info[7].As<Napi::Number>().Int32Value();
-    a.threads = t < 1 ? 1 : (t > 64 ? 64 : t);
-  }
+  ReadSizes(info, 2, a);
+  ReadThreads(info, 7, a);
   a.rgb = info[0].As<Napi::Uint8Array>();
   a.jpeg = true;
   a.orientation = orientation;
