@@ -116,6 +116,45 @@ describe('streaming resampler: chunking', () => {
     expect(bytesOf(resample(x, inRate, outRate)).equals(bytesOf(whole))).toBe(true);
   });
 
+  it.each(pairs)('reuseOutput: %i -> %i Hz chunks copied as they come equal the one-piece output, bit for bit', (inRate, outRate) => {
+    const x = testSignal(Math.round(inRate * 0.37) + 3, inRate, inRate ^ outRate);
+    const whole = resample(x, inRate, outRate);
+    const r = createResampler(inRate, outRate, { reuseOutput: true });
+    const rand = rng(11);
+    const parts: Float32Array[] = [];
+    let previous: Float32Array | undefined;
+    let shared = false;
+    for (let at = 0; at < x.length; ) {
+      const n = Math.min(Math.floor(rand() ** 3 * 3000), x.length - at);
+      const out = r.push(x.subarray(at, at + n));
+      if (previous && out.length > 0 && previous.length > 0) shared ||= out.buffer === previous.buffer;
+      if (out.length > 0) previous = out;
+      parts.push(out.slice());
+      at += n;
+    }
+    parts.push(r.flush());
+    expect(bytesOf(concat(parts)).equals(bytesOf(whole))).toBe(true);
+    expect(shared).toBe(true); // the point of the option: one buffer, not one per chunk
+  });
+
+  it('processInto refuses an output array too short for the chunk, and consumes nothing', () => {
+    const x = testSignal(4800, 24000, 5);
+    const native = new (nativeAddon().Resampler)(24000, 16000);
+    let err: (Error & { code?: string }) | undefined;
+    try {
+      native.processInto(x, new Float32Array(10));
+    } catch (e) {
+      err = e as Error & { code?: string };
+    }
+    expect(err).toBeInstanceOf(RangeError);
+    expect(err?.code).toBe('resample_output_too_small');
+    const out = new Float32Array(4000);
+    const n = native.processInto(x, out);
+    const flushed = native.flush();
+    const got = concat([out.subarray(0, n), flushed]);
+    expect(bytesOf(got).equals(bytesOf(resample(x, 24000, 16000)))).toBe(true);
+  });
+
   it('reset() drops buffered input and restarts at time 0', () => {
     const x = testSignal(4800, 48000, 3);
     const r = createResampler(48000, 16000);

@@ -82,7 +82,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterEncoders(env, exports);
   RegisterCode2Wav(env, exports);
   exports.Set("simdLevel", Napi::String::New(env, SimdLevel()));
-  exports.Set("abiVersion", Napi::Number::New(env, 8));
+  exports.Set("abiVersion", Napi::Number::New(env, 9));
   return exports;
 }
 

@@ -114,10 +114,38 @@ __attribute__((always_inline)) inline float Dot(const float* h, const float* x, 
   return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
+// Dot for R outputs of the same phase at once (input windows `stride` apart), each summed exactly
+// as Dot sums it, so the results are Dot's to the bit. Each tap vector is loaded once for all R:
+// a quarter fewer loads per multiply-add at R = 3 than R separate Dots.
+template <int R>
+__attribute__((always_inline)) inline void DotSamePhase(const float* h, const float* x, int64_t stride, int k, float* out,
+                                                        int64_t out_stride) {
+  V8 acc[R][4] = {};
+  int j = 0;
+  for (; j + 32 <= k; j += 32) {
+    for (int u = 0; u < 4; ++u) {
+      const V8 hv = Load(h + j + 8 * u);
+      for (int r = 0; r < R; ++r) acc[r][u] += hv * Load(x + r * stride + j + 8 * u);
+    }
+  }
+  for (; j < k; j += 8) {
+    const V8 hv = Load(h + j);
+    for (int r = 0; r < R; ++r) acc[r][0] += hv * Load(x + r * stride + j);
+  }
+  for (int r = 0; r < R; ++r) {
+    const V8 s = (acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3]);
+    out[r * out_stride] = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+  }
+}
+
 struct Cursor {
   int64_t i;
   int64_t phi;
 };
+
+// Outputs of one phase come every L outputs, M input samples apart: the exact kernel takes them
+// kSamePhase at a time (DotSamePhase), a block of kSamePhase * L outputs per round.
+constexpr int64_t kSamePhase = 3;
 
 // `x` holds input index `first` at x[0]; outputs read x[i - half + 1 .. i + half].
 OMNI_CLONES Cursor RunKernel(const FilterBank& b, const float* x, int64_t first, Cursor c, int64_t count, float* out) {
@@ -126,16 +154,34 @@ OMNI_CLONES Cursor RunKernel(const FilterBank& b, const float* x, int64_t first,
   const int64_t L = b.L, step_i = b.M / b.L, step_phi = b.M % b.L;
   const float* taps = b.taps.data();
   if (b.exact) {
-    for (int64_t n = 0; n < count; ++n) {
-      out[n] = Dot(taps + c.phi * K, x + (c.i - offset), K);
-      c.i += step_i;
-      c.phi += step_phi;
-      if (c.phi >= L) {
-        c.phi -= L;
-        ++c.i;
+    const int64_t M = b.M;
+    const Cursor start = c;
+    for (int64_t n0 = 0; n0 < count; n0 += kSamePhase * L) {
+      Cursor g = c;  // output n0 + p
+      for (int64_t p = 0; p < L && n0 + p < count; ++p) {
+        const float* h = taps + g.phi * K;
+        const float* xs = x + (g.i - offset);
+        float* o = out + n0 + p;
+        const int64_t same = std::min<int64_t>(kSamePhase, (count - (n0 + p) + L - 1) / L);
+        if (same == 3) {
+          DotSamePhase<3>(h, xs, M, K, o, L);
+        } else if (same == 2) {
+          DotSamePhase<2>(h, xs, M, K, o, L);
+        } else {
+          DotSamePhase<1>(h, xs, M, K, o, L);
+        }
+        g.i += step_i;
+        g.phi += step_phi;
+        if (g.phi >= L) {
+          g.phi -= L;
+          ++g.i;
+        }
       }
+      c.i += kSamePhase * M;  // kSamePhase * L outputs on: the same phase, kSamePhase * M inputs later
     }
-    return c;
+    // c went on by whole blocks; the cursor after exactly `count` outputs is start + count * M / L.
+    const int64_t t = start.phi + count * M;
+    return Cursor{start.i + t / L, t % L};
   }
   const int64_t P = b.phases;
   const float inv_l = static_cast<float>(1.0 / static_cast<double>(L));

@@ -1,6 +1,10 @@
 // Binding of the streaming resampler (see resample.h):
 //   new Resampler(inputRate, outputRate)
 //   process(Float32Array) -> Float32Array   outputs whose look-ahead has arrived
+//   processInto(Float32Array, out: Float32Array) -> number
+//                         the same outputs written to the start of `out` (a buffer the caller
+//                         reuses: no allocation per chunk); their count. `out` too short for them:
+//                         RangeError `resample_output_too_small`, and nothing was consumed
 //   flush()               -> Float32Array   the zero-padded tail; the stream then restarts
 //   reset()                                 drop buffered input, restart at time 0
 //   inputRate, outputRate, delaySamples (look-ahead in input samples), filterLength (taps)
@@ -35,6 +39,7 @@ class ResamplerWrap : public Napi::ObjectWrap<ResamplerWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Resampler",
                        {InstanceMethod<&ResamplerWrap::Process>("process"),
+                        InstanceMethod<&ResamplerWrap::ProcessInto>("processInto"),
                         InstanceMethod<&ResamplerWrap::Flush>("flush"),
                         InstanceMethod<&ResamplerWrap::Reset>("reset"),
                         InstanceAccessor<&ResamplerWrap::InputRate>("inputRate"),
@@ -55,6 +60,27 @@ class ResamplerWrap : public Napi::ObjectWrap<ResamplerWrap> {
       auto out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(r_.ProcessCount(n)));
       r_.Process(in.Data(), n, out.Data());
       return out;
+    });
+  }
+
+  Napi::Value ProcessInto(const Napi::CallbackInfo& info) {
+    auto in = TypedArg(info, napi_float32_array, "Float32Array of samples").As<Napi::Float32Array>();
+    if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw Napi::TypeError::New(info.Env(), "expected a Float32Array to write the output into");
+    }
+    auto out = info[1].As<Napi::Float32Array>();
+    const int64_t n = static_cast<int64_t>(in.ElementLength());
+    const int64_t count = r_.ProcessCount(n);
+    if (count > static_cast<int64_t>(out.ElementLength())) {
+      Napi::Error err = Napi::RangeError::New(
+          info.Env(), "output array holds " + std::to_string(out.ElementLength()) + " samples; this chunk completes " +
+                          std::to_string(count));
+      err.Set("code", Napi::String::New(info.Env(), "resample_output_too_small"));
+      throw err;
+    }
+    return Guarded(info.Env(), [&]() -> Napi::Value {
+      r_.Process(in.Data(), n, out.Data());
+      return Num(info, count);
     });
   }
 

@@ -33,15 +33,17 @@ export class ConnectionRegistry {
       onShutdown: (reason) => socket.close(CLOSE_GOING_AWAY, reason),
     });
 
+    const received = this.metrics.wsTally(route, 'in');
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
-      this.metrics.wsMessages.inc({ route, direction: 'in' });
-      this.metrics.wsBytes.inc({ route, direction: 'in' }, byteLength(data));
+      received.messages++;
+      received.bytes += byteLength(data);
     });
     // Count what every transport sends without each of them having to remember to.
+    const sent = this.metrics.wsTally(route, 'out');
     const send = socket.send.bind(socket) as (...args: unknown[]) => void;
     socket.send = ((data: unknown, ...rest: unknown[]) => {
-      this.metrics.wsMessages.inc({ route, direction: 'out' });
-      this.metrics.wsBytes.inc({ route, direction: 'out' }, byteLength(data));
+      sent.messages++;
+      sent.bytes += byteLength(data);
       send(data, ...rest);
     }) as WebSocket['send'];
     socket.once('close', () => {

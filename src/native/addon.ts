@@ -8,7 +8,7 @@ import type { ThinkerLoadSpec } from '../runtime/checkpoint.js';
 import type { CodePredictorLoadSpec, TalkerLoadSpec } from '../runtime/talker.js';
 
 /** Bumped in native/src/addon.cc whenever the binding surface changes. */
-export const NATIVE_ABI_VERSION = 8;
+export const NATIVE_ABI_VERSION = 9;
 
 export interface NativeAddon {
   pcm16leToFloat32(bytes: Uint8Array): Float32Array;
@@ -178,6 +178,11 @@ export interface NativeMelStream {
 export interface NativeResampler {
   /** Outputs whose look-ahead has arrived; bit-identical for any split of the input. */
   process(samples: Float32Array): Float32Array;
+  /**
+   * `process` into the start of `out` (reused by the caller); returns how many samples it wrote.
+   * Throws RangeError `resample_output_too_small` (consuming nothing) when `out` cannot hold them.
+   */
+  processInto(samples: Float32Array, out: Float32Array): number;
   /** The zero-padded tail (total output is ceil(N * out / in)); the stream then restarts at time 0. */
   flush(): Float32Array;
   reset(): void;

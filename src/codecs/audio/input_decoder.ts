@@ -24,6 +24,12 @@ export interface AudioInputDecoderOptions {
   sampleRate?: number;
   /** Largest single push, in decoded bytes (default 15 MiB). */
   maxPushBytes?: number;
+  /**
+   * `push` may return a view of a buffer the decoder overwrites on its next push (default false):
+   * for a caller that copies every chunk's samples before pushing again (the realtime input
+   * buffer does), so 20 ms chunks allocate nothing. `end()` always returns a fresh array.
+   */
+  reuseOutput?: boolean;
 }
 
 const EMPTY = new Float32Array(0);
@@ -59,7 +65,7 @@ export class AudioInputDecoder {
     }
     this.sampleRate = rate;
     if (rate !== MODEL_INPUT_SAMPLE_RATE) {
-      this.resampler = createResamplerFor(rate, MODEL_INPUT_SAMPLE_RATE, 'sampleRate');
+      this.resampler = createResamplerFor(rate, MODEL_INPUT_SAMPLE_RATE, 'sampleRate', { reuseOutput: options.reuseOutput ?? false });
     }
     // The resampler copies what it is given, so its input can live in one reused buffer; at
     // 16 kHz the decoded samples are the output and must be fresh.

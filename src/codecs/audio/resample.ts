@@ -64,18 +64,34 @@ class PassThrough implements Resampler {
   reset(): void {}
 }
 
+export interface ResamplerOptions {
+  /**
+   * `push` returns a view of a buffer the resampler keeps and overwrites on the next push, instead
+   * of a new array (default false): for a caller that copies each chunk's output before pushing
+   * again, so a stream of 20 ms chunks allocates nothing here.
+   */
+  reuseOutput?: boolean;
+}
+
 class NativeBacked implements Resampler {
   readonly delaySamples: number;
+  private scratch: Float32Array | undefined;
   constructor(
     readonly inputRate: number,
     readonly outputRate: number,
     private readonly native: NativeResampler,
+    reuseOutput: boolean,
   ) {
     this.delaySamples = native.delaySamples;
+    if (reuseOutput) this.scratch = new Float32Array(0);
   }
   push(samples: Float32Array): Float32Array {
     checkSamples(samples);
-    return this.native.process(samples);
+    if (this.scratch === undefined) return this.native.process(samples);
+    // n more inputs complete at most floor(n * out / in) + 1 outputs.
+    const bound = Math.floor((samples.length * this.outputRate) / this.inputRate) + 1;
+    if (this.scratch.length < bound) this.scratch = new Float32Array(Math.max(bound, 2 * this.scratch.length));
+    return this.scratch.subarray(0, this.native.processInto(samples, this.scratch));
   }
   flush(): Float32Array {
     return this.native.flush();
@@ -86,7 +102,7 @@ class NativeBacked implements Resampler {
 }
 
 /** A streaming resampler; validates both rates (CodecError `resample_rate_invalid`). */
-export function createResampler(inputRate: number, outputRate: number): Resampler {
+export function createResampler(inputRate: number, outputRate: number, options: ResamplerOptions = {}): Resampler {
   checkRate(inputRate, 'inputRate');
   checkRate(outputRate, 'outputRate');
   if (inputRate === outputRate) return new PassThrough(inputRate, outputRate);
@@ -95,7 +111,7 @@ export function createResampler(inputRate: number, outputRate: number): Resample
   if (typeof addon.Resampler !== 'function') {
     throw new NativeAddonError('the native addon has no Resampler: rebuild it with `npm run build:native`');
   }
-  return new NativeBacked(inputRate, outputRate, new addon.Resampler(inputRate, outputRate));
+  return new NativeBacked(inputRate, outputRate, new addon.Resampler(inputRate, outputRate), options.reuseOutput ?? false);
 }
 
 /**
@@ -103,9 +119,9 @@ export function createResampler(inputRate: number, outputRate: number): Resample
  * resampler refuses is reported as CodecError `audio_sample_rate_unsupported` on `param`, the
  * caller's own parameter, rather than as the resampler's `resample_rate_invalid`.
  */
-export function createResamplerFor(inputRate: number, outputRate: number, param: string): Resampler {
+export function createResamplerFor(inputRate: number, outputRate: number, param: string, options: ResamplerOptions = {}): Resampler {
   try {
-    return createResampler(inputRate, outputRate);
+    return createResampler(inputRate, outputRate, options);
   } catch (cause) {
     if (cause instanceof CodecError) {
       throw new CodecError('audio_sample_rate_unsupported', `cannot resample ${inputRate} Hz to ${outputRate} Hz: ${cause.message}`, param, { cause });

@@ -12,6 +12,11 @@ const INITIAL_SAMPLES = 4 * RATE;
 /** An emptied buffer larger than 60 s is replaced by a small one. */
 const SHRINK_ABOVE_SAMPLES = 60 * RATE;
 
+// The decoder's output may be a reused buffer: append() copies it (detector and buffer) at once.
+function newDecoder(format: AudioFormat): AudioInputDecoder {
+  return new AudioInputDecoder({ format: format.encoding, sampleRate: format.rate, reuseOutput: true });
+}
+
 export interface InputAudioOptions {
   format: AudioFormat;
   turnDetection: TurnDetection | null;
@@ -37,7 +42,7 @@ export class InputAudio {
   private readonly maxSamples: number;
 
   constructor(private options: InputAudioOptions) {
-    this.decoder = new AudioInputDecoder({ format: options.format.encoding, sampleRate: options.format.rate });
+    this.decoder = newDecoder(options.format);
     this.vad = this.makeVad(options.turnDetection);
     this.maxSamples = Math.round((options.maxSeconds ?? 900) * RATE);
   }
@@ -60,7 +65,7 @@ export class InputAudio {
   configure(format: AudioFormat, turnDetection: TurnDetection | null): void {
     const f = this.options.format;
     if (f.encoding !== format.encoding || f.rate !== format.rate) {
-      this.decoder = new AudioInputDecoder({ format: format.encoding, sampleRate: format.rate });
+      this.decoder = newDecoder(format);
     }
     const t = this.options.turnDetection;
     if (JSON.stringify(t) !== JSON.stringify(turnDetection)) {
