@@ -152,6 +152,24 @@ describe('pixel_values layout', () => {
       Buffer.from(one.pixelValues.buffer, one.pixelValues.byteOffset, one.pixelValues.byteLength))).toBe(true);
   });
 
+  it('bfloat16 output is the float32 output rounded to nearest even, for an image and for two frames', async () => {
+    const rne = (f: Float32Array) => {
+      const bits = new Uint32Array(f.buffer, f.byteOffset, f.length);
+      return Uint16Array.from(bits, (x) => (x + 0x7fff + ((x >>> 16) & 1)) >>> 16);
+    };
+    const [w, h, oh, ow] = [333, 250, 256, 320];
+    const a = synth(w, h, (x, y, c) => (x * 7 + y * 3 + c * 90) % 256);
+    const b = synth(w, h, (x, y, c) => (x * y + c * 31) % 256);
+    const addon = nativeAddon();
+    for (const second of [null, b]) {
+      const f32 = await addon.temporalPatches(a, second, w, h, oh, ow, 1, false);
+      const bf16 = await addon.temporalPatches(a, second, w, h, oh, ow, 1, true);
+      expect(bf16.pixelValues).toBeInstanceOf(Uint16Array);
+      expect(Buffer.from(bf16.pixelValues.buffer, bf16.pixelValues.byteOffset, bf16.pixelValues.byteLength).equals(
+        Buffer.from(rne(f32.pixelValues as Float32Array).buffer))).toBe(true);
+    }
+  });
+
   it('resizes and patchifies on the libuv pool, not on the event loop', async () => {
     const jpeg = await sharp({ create: { width: 1920, height: 1080, channels: 3, background: '#3366aa' } })
       .composite([{ input: Buffer.from(synth(256, 256, (x, y, c) => x ^ (y + c * 40))), raw: { width: 256, height: 256, channels: 3 }, tile: true }])

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 
 #include "simd.h"
 
@@ -272,13 +273,15 @@ OMNI_CLONES void ScatterStrip(const uint8_t* rows, size_t stride, int y0, int ou
 }
 
 #if defined(OMNI_HAVE_AVX2)
-// ScatterStrip for float32 output: each 48-byte run of 16 RGB pixels is split into channels with
-// three byte shuffles per channel, widened, and normalised 8 at a time with the same float
-// subtract and divide (so the same bits) as NormaliseRun. The output goes out with streaming
-// stores: each patch's 6 KB is written whole and in order, and tens of MB of it would only evict
-// the cache (measured: 1080p 6.5 ms instead of 8 ms median in Node; read-for-ownership skipped).
-// The caller fences; `out` must be 32-byte aligned.
-OMNI_AVX2 void ScatterStripFloatAvx2(const uint8_t* rows, size_t stride, int y0, int out_w, int slot, float* out) {
+// ScatterStrip in AVX2: each 48-byte run of 16 RGB pixels is split into channels with three byte
+// shuffles per channel, widened, and normalised 8 at a time with the same float subtract and
+// divide (so the same bits) as NormaliseRun; bfloat16 output then rounds those floats to nearest
+// even as ToBf16 does (no NaN can occur). The output goes out with streaming stores: each patch
+// (6 KB of float32, 3 KB of bfloat16) is written whole and in order, and tens of MB of it would
+// only evict the cache (measured: 1080p 6.5 ms instead of 8 ms median in Node; read-for-ownership
+// skipped). The caller fences; `out` must be 32-byte aligned.
+template <typename T>
+OMNI_AVX2 void ScatterStripAvx2(const uint8_t* rows, size_t stride, int y0, int out_w, int slot, T* out) {
   // m[ch][part]: where channel ch's 16 bytes sit in part 0, 1, 2 of the 48 (0x80: not there).
   static const struct Split {
     alignas(16) uint8_t m[3][3][16];
@@ -297,7 +300,7 @@ OMNI_AVX2 void ScatterStripFloatAvx2(const uint8_t* rows, size_t stride, int y0,
   const __m256 half = _mm256_set1_ps(127.5f);
   constexpr int kPlane = kPatch * kPatch;
   const int blocks_w = out_w / kFactor;
-  float* dst = out + static_cast<size_t>(y0 / kFactor) * blocks_w * (kMerge * kMerge) * kRowFloats;
+  T* dst = out + static_cast<size_t>(y0 / kFactor) * blocks_w * (kMerge * kMerge) * kRowFloats;
   for (int bw = 0; bw < blocks_w; ++bw) {
     for (int mh = 0; mh < kMerge; ++mh) {
       for (int mw = 0; mw < kMerge; ++mw, dst += kRowFloats) {
@@ -313,14 +316,30 @@ OMNI_AVX2 void ScatterStripFloatAvx2(const uint8_t* rows, size_t stride, int y0,
             const __m256 f0 = _mm256_div_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), half), half);
             const __m256 f1 = _mm256_div_ps(
                 _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))), half), half);
-            float* first = dst + (2 * ch) * kPlane + py * kPatch;
-            if (slot <= 0) {
-              _mm256_stream_ps(first, f0);
-              _mm256_stream_ps(first + 8, f1);
-            }
-            if (slot != 0) {
-              _mm256_stream_ps(first + kPlane, f0);
-              _mm256_stream_ps(first + kPlane + 8, f1);
+            T* first = dst + (2 * ch) * kPlane + py * kPatch;
+            if constexpr (std::is_same_v<T, float>) {
+              if (slot <= 0) {
+                _mm256_stream_ps(first, f0);
+                _mm256_stream_ps(first + 8, f1);
+              }
+              if (slot != 0) {
+                _mm256_stream_ps(first + kPlane, f0);
+                _mm256_stream_ps(first + kPlane + 8, f1);
+              }
+            } else {
+              // bits + 0x7fff + ((bits >> 16) & 1), top 16 bits: round to nearest even.
+              const __m256i one = _mm256_set1_epi32(1);
+              const __m256i bias = _mm256_set1_epi32(0x7fff);
+              const __m256i u0 = _mm256_castps_si256(f0);
+              const __m256i u1 = _mm256_castps_si256(f1);
+              const __m256i r0 = _mm256_srli_epi32(
+                  _mm256_add_epi32(_mm256_add_epi32(u0, bias), _mm256_and_si256(_mm256_srli_epi32(u0, 16), one)), 16);
+              const __m256i r1 = _mm256_srli_epi32(
+                  _mm256_add_epi32(_mm256_add_epi32(u1, bias), _mm256_and_si256(_mm256_srli_epi32(u1, 16), one)), 16);
+              // packus interleaves 128-bit lanes (r0 lo, r1 lo, r0 hi, r1 hi): put them back in order.
+              const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r0, r1), 0xD8);
+              if (slot <= 0) _mm256_stream_si256(reinterpret_cast<__m256i*>(first), packed);
+              if (slot != 0) _mm256_stream_si256(reinterpret_cast<__m256i*>(first + kPlane), packed);
             }
           }
         }
@@ -330,17 +349,15 @@ OMNI_AVX2 void ScatterStripFloatAvx2(const uint8_t* rows, size_t stride, int y0,
 }
 #endif
 
-void Scatter(const uint8_t* rows, size_t stride, int y0, int out_w, int slot, float* out) {
+template <typename T>
+void Scatter(const uint8_t* rows, size_t stride, int y0, int out_w, int slot, T* out) {
 #if defined(OMNI_HAVE_AVX2)
   if (CpuHasAvx2() && (reinterpret_cast<uintptr_t>(out) & 31) == 0) {  // pool buffers are 64-aligned
-    ScatterStripFloatAvx2(rows, stride, y0, out_w, slot, out);
+    ScatterStripAvx2(rows, stride, y0, out_w, slot, out);
     _mm_sfence();  // streaming stores are weakly ordered: publish them before the strip is done
     return;
   }
 #endif
-  ScatterStrip(rows, stride, y0, out_w, slot, out);
-}
-void Scatter(const uint8_t* rows, size_t stride, int y0, int out_w, int slot, uint16_t* out) {
   ScatterStrip(rows, stride, y0, out_w, slot, out);
 }
 
