@@ -152,7 +152,6 @@ async function bandwidth(mode, workers, bytes = 256 << 20, reps = 8) {
   return (workers * bytes * reps) / Math.max(...secs) / GB; // bytes copied (or scanned) per second
 }
 
-
 // ---------------------------------------------------------------- prompts
 function prompt(n, seed, vocab) {
   const ids = new Int32Array(n);
