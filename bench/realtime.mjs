@@ -167,6 +167,31 @@ const gwMain = (ticks(`/proc/${server.pid}/task/${server.pid}/stat`) - gw0.main)
 const gwAll = (ticks(`/proc/${server.pid}/stat`) - gw0.all) / gwSec;
 const genPct = ((genCpu.user + genCpu.system) / 1e3 / (performance.now() - t0)) * 100;
 const stats = await ask('stats');
+// Where each turn's time went inside the gateway: the mean of each stage of omni_turn_stage_seconds
+// (features, fusion, queue, prefill, first token, first audio chunk, encode, send), from /metrics.
+const stageMeans = [];
+try {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sums = new Map();
+  for (const m of text.matchAll(/^omni_turn_stage_seconds_(sum|count)\{stage="([^"]+)"\} (\S+)$/gm)) {
+    const e = sums.get(m[2]) ?? { sum: 0, count: 0 };
+    e[m[1]] = Number(m[3]);
+    sums.set(m[2], e);
+  }
+  // Median as the histogram's bucket: the smallest upper bound holding half the turns.
+  const buckets = new Map();
+  for (const m of text.matchAll(/^omni_turn_stage_seconds_bucket\{le="([^"]+)",stage="([^"]+)"\} (\S+)$/gm)) {
+    if (!buckets.has(m[2])) buckets.set(m[2], []);
+    buckets.get(m[2]).push([Number(m[1]), Number(m[3])]);
+  }
+  for (const [stage, { sum, count }] of sums) {
+    if (count === 0) continue;
+    const half = (buckets.get(stage) ?? []).sort((a, b) => a[0] - b[0]).find(([, n]) => n >= count / 2)?.[0];
+    stageMeans.push(`${stage} ${((1000 * sum) / count).toFixed(2)}${half !== undefined ? ` (p50 <= ${1000 * half})` : ''}`);
+  }
+} catch (err) {
+  stageMeans.push(`(metrics unavailable: ${err.message})`);
+}
 for (const c of clients) c.ws.close();
 server.send('stop');
 
@@ -177,5 +202,6 @@ console.log(`event-loop delay (gateway): p50 ${f(stats.p50)} ms, p99 ${f(stats.p
 console.log(`VAD: ${stats.vad.frames} frames in ${stats.vad.runs} batched runs (largest ${stats.vad.largestBatch})`);
 console.log(`turns answered: ${turnToAudio.length}; responses done: ${responses}; error events: ${errors}`);
 console.log(`turn end -> first audio delta: p50 ${f(pct(turnToAudio, 50))} ms, p99 ${f(pct(turnToAudio, 99))} ms`);
+console.log(`  gateway turn stages, mean ms and median bucket (omni_turn_stage_seconds): ${stageMeans.join(', ') || 'none recorded'}`);
 console.log(`barge-ins: ${stopToLastAudio.length}; speech_started -> last audio delta: p50 ${f(pct(stopToLastAudio, 50))} ms, p99 ${f(pct(stopToLastAudio, 99))} ms; -> response.done: p50 ${f(pct(stopToDone, 50))} ms, p99 ${f(pct(stopToDone, 99))} ms`);
 process.exit(0);
