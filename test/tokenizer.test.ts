@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CodecError } from '../src/codecs/errors.js';
-import { OMNI_ADDED_TOKENS, QwenTokenizer, SPECIAL_IDS, qwen3TokenizerJsonPath } from '../src/codecs/text/tokenizer.js';
+import { OMNI_ADDED_TOKENS, QwenTokenizer, SPECIAL_IDS, TEXT_CACHE_RUNS, qwen3TokenizerJsonPath } from '../src/codecs/text/tokenizer.js';
 
 interface Golden {
   special_ids: Record<string, number>;
@@ -33,6 +33,35 @@ describe('QwenTokenizer', () => {
     expect(await tok.encode(c.text)).toEqual(c.ids);
     expect(await tok.decode(c.ids)).toBe(c.decoded);
     expect(await tok.decode(c.ids, true)).toBe(c.decoded_skip_special);
+  });
+
+  it('encodeBatch gives the golden ids from a cold and from a warm cache, duplicates and empty runs included', async () => {
+    const fresh = QwenTokenizer.load();
+    const texts = [...golden.cases.map((c) => c.text), '', golden.cases[0]!.text];
+    const want = [...golden.cases.map((c) => c.ids), [], golden.cases[0]!.ids];
+    const cold = await fresh.encodeBatch(texts);
+    expect(cold).toEqual(want);
+    cold[0]!.push(-1); // callers own what they get: the cache keeps its own copy
+    const warm = await fresh.encodeBatch(texts);
+    expect(warm).toEqual(want);
+    // A warm batch takes no hop to the tokenizer's threads: its promise settles on the microtask queue.
+    let settled = false;
+    const pending = fresh.encodeBatch(texts.slice(0, 3)).then(() => (settled = true));
+    await new Promise<void>((resolve) => queueMicrotask(resolve));
+    await Promise.resolve();
+    expect(settled).toBe(true);
+    await pending;
+  });
+
+  it('keeps the run cache within its bounds, dropping the least recently used', async () => {
+    const fresh = QwenTokenizer.load();
+    const texts = Array.from({ length: TEXT_CACHE_RUNS + 50 }, (_, i) => `run ${i}`);
+    const first = await fresh.encodeBatch(texts);
+    const cache = (fresh as unknown as { idsOfText: Map<string, number[]> }).idsOfText;
+    expect(cache.size).toBe(TEXT_CACHE_RUNS);
+    expect(cache.has('run 0')).toBe(false);
+    expect(cache.has(`run ${TEXT_CACHE_RUNS + 49}`)).toBe(true);
+    expect(await fresh.encodeBatch(['run 0', 'run 60'])).toEqual([first[0], first[60]]);
   });
 
   it('rejects a missing tokenizer file', () => {

@@ -53,8 +53,14 @@ function specialIdsOf(json: string): number[] {
   return (parsed.added_tokens ?? []).filter((t) => t.special).map((t) => t.id);
 }
 
+/** Bounds of QwenTokenizer's cache of text runs: at most this many runs and this many ids (~8 MB). */
+export const TEXT_CACHE_RUNS = 8192;
+export const TEXT_CACHE_IDS = 1_000_000;
+
 export class QwenTokenizer {
   private readonly bytesCache = new Map<number, Uint8Array>();
+  private readonly idsOfText = new Map<string, number[]>();
+  private cachedIds = 0;
   private readonly specialIds: ReadonlySet<number>;
 
   private constructor(
@@ -103,12 +109,53 @@ export class QwenTokenizer {
     return enc.getIds();
   }
 
-  /** `encode` of many texts in one call: one hop to the tokenizer's threads instead of one each. */
+  /**
+   * `encode` of many texts in one call: one hop to the tokenizer's threads instead of one each, and
+   * none for texts seen recently. A conversation is rendered again at every turn, so most of its
+   * text runs (system prompt, earlier turns, role headers) repeat: they come from a bounded cache
+   * (least recently used out first, `TEXT_CACHE_RUNS` runs and `TEXT_CACHE_IDS` ids at most), and
+   * a turn whose runs are all cached costs no hop at all. Tokenizing a given text is deterministic,
+   * so cached ids are the ids. Each call returns fresh arrays.
+   */
   async encodeBatch(texts: readonly string[]): Promise<number[][]> {
-    const nonEmpty = texts.filter((t) => t.length > 0);
-    const encoded = nonEmpty.length > 0 ? await this.tok.encodeBatch(nonEmpty, { addSpecialTokens: false }) : [];
-    let next = 0;
-    return texts.map((t) => (t.length > 0 ? encoded[next++]!.getIds() : []));
+    const out: number[][] = new Array<number[]>(texts.length);
+    const missing = new Map<string, number[]>(); // text -> indices in `texts`
+    for (const [i, t] of texts.entries()) {
+      if (t.length === 0) {
+        out[i] = [];
+        continue;
+      }
+      const hit = this.idsOfText.get(t);
+      if (hit) {
+        this.idsOfText.delete(t); // most recently used last
+        this.idsOfText.set(t, hit);
+        out[i] = hit.slice();
+      } else {
+        const at = missing.get(t);
+        if (at) at.push(i);
+        else missing.set(t, [i]);
+      }
+    }
+    if (missing.size === 0) return out;
+    const runs = [...missing.keys()];
+    const encoded = await this.tok.encodeBatch(runs, { addSpecialTokens: false });
+    for (const [k, t] of runs.entries()) {
+      const ids = encoded[k]!.getIds();
+      for (const i of missing.get(t)!) out[i] = ids.slice();
+      this.remember(t, ids);
+    }
+    return out;
+  }
+
+  private remember(text: string, ids: number[]): void {
+    if (ids.length > TEXT_CACHE_IDS / 8 || this.idsOfText.has(text)) return;
+    this.idsOfText.set(text, ids);
+    this.cachedIds += ids.length;
+    for (const [t, old] of this.idsOfText) {
+      if (this.idsOfText.size <= TEXT_CACHE_RUNS && this.cachedIds <= TEXT_CACHE_IDS) break;
+      this.idsOfText.delete(t);
+      this.cachedIds -= old.length;
+    }
   }
 
   /** Text of `ids`; with skipSpecial, tokens flagged special are left out (see isSpecial). */
