@@ -50,10 +50,9 @@ function chatPart(part: InputPart): ContentPart {
   return { type: 'image', grid: part.grid };
 }
 
-/** Lays out, tokenizes and positions a featurized conversation. */
-export async function buildModelInput(messages: readonly InputMessage[], options: TemplateOptions = {}): Promise<ModelInputPlan> {
-  const media: InputMedia[] = [];
-  const chat: ChatMessage[] = messages.map((m) => {
+/** The template's view of the messages; their media items, in order, go to `media`. */
+function toChat(messages: readonly InputMessage[], media: InputMedia[]): ChatMessage[] {
+  return messages.map((m) => {
     const content =
       typeof m.content === 'string'
         ? m.content
@@ -63,6 +62,24 @@ export async function buildModelInput(messages: readonly InputMessage[], options
           });
     return { role: m.role, content, ...(m.toolCalls ? { toolCalls: m.toolCalls } : {}), ...(m.reasoning !== undefined ? { reasoning: m.reasoning } : {}) };
   });
+}
+
+/**
+ * Tokenizes ahead of time the text runs the next turn of a conversation will need: the messages as
+ * they stand, then a user turn (its role header) and the generation prompt. They land in the
+ * tokenizer's run cache, so when the user's turn ends only its own new text, if any, is left to
+ * tokenize; in particular the previous reply, which will render as a past turn. Changes nothing
+ * else: a guess that turns out wrong only means those runs are tokenized then.
+ */
+export async function warmTextRuns(messages: readonly InputMessage[], options: TemplateOptions = {}): Promise<void> {
+  const chat = [...toChat(messages, []), { role: 'user' as const, content: '' }];
+  await sharedTokenizer().encodeBatch(layout(chat, options).flatMap((p) => (p.type === 'text' ? [p.text] : [])));
+}
+
+/** Lays out, tokenizes and positions a featurized conversation. */
+export async function buildModelInput(messages: readonly InputMessage[], options: TemplateOptions = {}): Promise<ModelInputPlan> {
+  const media: InputMedia[] = [];
+  const chat = toChat(messages, media);
   const tok = sharedTokenizer();
   const segments = await tokenizeLayout(layout(chat, options), (texts) => tok.encodeBatch(texts));
   const seq = buildSequence(segments);

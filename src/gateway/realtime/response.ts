@@ -63,7 +63,7 @@ interface OpenMessage {
 }
 
 // Parameters are JSON Schema objects the dialect validated as JSON.
-const toolDefinitions = (tools: readonly FunctionTool[]): ToolDefinition[] =>
+export const toolDefinitions = (tools: readonly FunctionTool[]): ToolDefinition[] =>
   tools.map((t) => ({
     type: 'function',
     function: { name: t.name, ...(t.description ? { description: t.description } : {}), parameters: (t.parameters ?? {}) as ToolDefinition },

@@ -6,7 +6,7 @@
 import type { VadEvent } from '../../codecs/audio/vad_detector.js';
 import { encodeAudioOutput } from '../../codecs/audio/output_encoder.js';
 import type { QwenTokenizer } from '../../codecs/text/tokenizer.js';
-import { buildModelInput, type InputMessage } from '../../fusion/model_input.js';
+import { buildModelInput, warmTextRuns, type InputMessage } from '../../fusion/model_input.js';
 import type { RuntimeBackend, RuntimeCapabilities, TurnMessage, TurnRequest } from '../../runtime/contract.js';
 import { EngineContext } from '../engine_context.js';
 import { streamReply } from '../reply.js';
@@ -29,7 +29,7 @@ import {
 import type { PlaybackClock } from './playback.js';
 import type { KeyUsage } from '../auth/key_limits.js';
 import type { TurnTrace } from '../turn_trace.js';
-import { ResponseRun, type CancelReason } from './response.js';
+import { ResponseRun, toolDefinitions, type CancelReason } from './response.js';
 
 /** OpenAI's built-in voice names: accepted as the model's default voice so OpenAI clients work unchanged. */
 export const OPENAI_VOICES = ['alloy', 'ash', 'ballad', 'coral', 'echo', 'sage', 'shimmer', 'verse', 'marin', 'cedar'];
@@ -556,6 +556,25 @@ export class RealtimeSession {
     if (this.pendingAutoResponse) {
       this.pendingAutoResponse = false;
       this.enqueue(null, () => this.startResponse({}));
+    } else if (!this.options.runtime.turn) {
+      void this.warmNextTurn();
+    }
+  }
+
+  /**
+   * While the user takes their turn, the next response's text runs (the history with this reply as
+   * a past turn) go into the tokenizer's cache, so the turn's end has only new text to tokenize.
+   */
+  private async warmNextTurn(): Promise<void> {
+    const c = this.config;
+    try {
+      const messages = await toInputMessages(this.conversation.all(), c.instructions, this.media, c.inputFormat);
+      await warmTextRuns(messages, {
+        ...(c.tools.length > 0 && c.toolChoice !== 'none' ? { tools: toolDefinitions(c.tools) } : {}),
+        enableThinking: c.thinking?.enabled ?? false,
+      });
+    } catch {
+      // Only a warm-up: the next response featurizes and tokenizes again and reports any problem.
     }
   }
 
