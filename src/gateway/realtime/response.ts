@@ -6,7 +6,7 @@
 import { AudioOutputEncoder } from '../../codecs/audio/output_encoder.js';
 import type { QwenTokenizer } from '../../codecs/text/tokenizer.js';
 import { buildModelInput, type InputMessage, type ModelInputPlan } from '../../fusion/model_input.js';
-import type { ToolDefinition } from '../../fusion/template.js';
+import type { TemplateOptions, ToolDefinition } from '../../fusion/template.js';
 import type { TurnEvent, TurnMessage, TurnRequest } from '../../runtime/contract.js';
 import type { SamplingParams } from '../../runtime/sampling.js';
 import type { EngineContext } from '../engine_context.js';
@@ -63,11 +63,20 @@ interface OpenMessage {
 }
 
 // Parameters are JSON Schema objects the dialect validated as JSON.
-export const toolDefinitions = (tools: readonly FunctionTool[]): ToolDefinition[] =>
+const toolDefinitions = (tools: readonly FunctionTool[]): ToolDefinition[] =>
   tools.map((t) => ({
     type: 'function',
     function: { name: t.name, ...(t.description ? { description: t.description } : {}), parameters: (t.parameters ?? {}) as ToolDefinition },
   }));
+
+type PromptSettings = Pick<ResponsePlan, 'tools' | 'toolChoice' | 'thinking'>;
+
+/** The tools a prompt offers the model: none when tool_choice is "none". */
+const offeredTools = (p: PromptSettings): { tools?: ToolDefinition[] } =>
+  p.tools.length > 0 && p.toolChoice !== 'none' ? { tools: toolDefinitions(p.tools) } : {};
+
+/** The chat template's options for a response with these tools, tool choice and thinking. */
+export const templateOptions = (p: PromptSettings): TemplateOptions => ({ ...offeredTools(p), enableThinking: p.thinking?.enabled ?? false });
 
 function samplingOf(s: ResponseState['sampling']): SamplingParams {
   return {
@@ -158,7 +167,7 @@ export class ResponseRun {
         replies = turnReplies(
           this.hooks.turn({
             messages,
-            ...(this.plan.tools.length > 0 && this.plan.toolChoice !== 'none' ? { tools: toolDefinitions(this.plan.tools) } : {}),
+            ...offeredTools(this.plan),
             maxTokens,
             sampling: samplingOf(state.sampling),
             ...(speak ? { speech: { voice: this.plan.voice } } : {}),
@@ -168,10 +177,7 @@ export class ResponseRun {
       } else {
         const messages = await this.plan.messages();
         trace?.mark('features');
-        const built = await buildModelInput(messages, {
-          ...(this.plan.tools.length > 0 && this.plan.toolChoice !== 'none' ? { tools: toolDefinitions(this.plan.tools) } : {}),
-          enableThinking: this.plan.thinking?.enabled ?? false,
-        });
+        const built = await buildModelInput(messages, templateOptions(this.plan));
         trace?.mark('fusion');
         if (this.cancelReason) throw new Cancelled();
         this.context = await this.hooks.context();

@@ -29,7 +29,7 @@ import {
 import type { PlaybackClock } from './playback.js';
 import type { KeyUsage } from '../auth/key_limits.js';
 import type { TurnTrace } from '../turn_trace.js';
-import { ResponseRun, toolDefinitions, type CancelReason } from './response.js';
+import { ResponseRun, templateOptions, type CancelReason } from './response.js';
 
 /** OpenAI's built-in voice names: accepted as the model's default voice so OpenAI clients work unchanged. */
 export const OPENAI_VOICES = ['alloy', 'ash', 'ballad', 'coral', 'echo', 'sage', 'shimmer', 'verse', 'marin', 'cedar'];
@@ -569,10 +569,7 @@ export class RealtimeSession {
     const c = this.config;
     try {
       const messages = await toInputMessages(this.conversation.all(), c.instructions, this.media, c.inputFormat);
-      await warmTextRuns(messages, {
-        ...(c.tools.length > 0 && c.toolChoice !== 'none' ? { tools: toolDefinitions(c.tools) } : {}),
-        enableThinking: c.thinking?.enabled ?? false,
-      });
+      await warmTextRuns(messages, templateOptions(c));
     } catch {
       // Only a warm-up: the next response featurizes and tokenizes again and reports any problem.
     }
