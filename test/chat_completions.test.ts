@@ -140,6 +140,35 @@ describe('chat completions (demo runtime)', () => {
     expect(tokens(withImage) - tokens(text)).toBe(6);
   });
 
+  it("hands each request's patches and features back to the pool once the engine holds the prompt", async () => {
+    const runtime = gw.gateway.runtime as NativeRuntime;
+    const open = runtime.open.bind(runtime);
+    const fed: { array: Float32Array; length: number }[] = [];
+    runtime.open = async (options) => {
+      const session = await open(options);
+      const append = session.append.bind(session);
+      session.append = (chunk) => {
+        for (const m of chunk.media ?? []) {
+          const array = m.kind === 'audio' ? m.features : m.pixelValues;
+          fed.push({ array, length: array.length });
+        }
+        return append(chunk);
+      };
+      return session;
+    };
+    try {
+      const image = { type: 'image_url', image_url: { url: `data:image/png;base64,${png.toString('base64')}` } };
+      const audio = { type: 'input_audio', input_audio: { data: SPEECH_WAV.toString('base64'), format: 'wav' } };
+      const res = await post({ ...base, max_tokens: 2, messages: [{ role: 'user', content: [image, audio, { type: 'text', text: 'What is this?' }] }] });
+      expect(res.status).toBe(200);
+    } finally {
+      delete (runtime as Partial<NativeRuntime>).open; // the prototype's method again
+    }
+    // The engine got the whole of each item; afterwards their memory is back in the pool.
+    expect(fed.map((f) => f.length > 0)).toEqual([true, true]);
+    expect(fed.map((f) => f.array.length)).toEqual([0, 0]);
+  });
+
   it('takes input_audio as bare base64 (OpenAI) and as a data: URI (DashScope), and a video frame list', async () => {
     const audio = SPEECH_WAV.toString('base64');
     const openai = await post({ ...base, max_tokens: 2, messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: audio, format: 'wav' } }] }] });

@@ -3,6 +3,7 @@
 // far below what a hop to a worker thread would cost. Long-running kernels get async bindings.
 #include <napi.h>
 
+#include "buffer_pool.h"
 #include "g711.h"
 #include "modules.h"
 #include "pcm.h"
@@ -68,6 +69,21 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// recycle(view | ArrayBuffer) -> boolean: see Recycle in buffer_pool.h.
+Napi::Value RecycleOutput(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Value v = info.Length() > 0 ? info[0] : env.Undefined();
+  Napi::ArrayBuffer buffer;
+  if (v.IsArrayBuffer()) {
+    buffer = v.As<Napi::ArrayBuffer>();
+  } else if (v.IsTypedArray()) {
+    buffer = v.As<Napi::TypedArray>().ArrayBuffer();
+  } else {
+    throw Napi::TypeError::New(env, "expected a typed array or an ArrayBuffer");
+  }
+  return Napi::Boolean::New(env, Recycle(buffer));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pcm16leToFloat32", Napi::Function::New(env, Pcm16LeToFloat32, "pcm16leToFloat32"));
   exports.Set("float32ToPcm16le", Napi::Function::New(env, Float32ToPcm16Le, "float32ToPcm16le"));
@@ -75,6 +91,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mulawDecode", Napi::Function::New(env, Decode<MulawDecode>, "mulawDecode"));
   exports.Set("alawEncode", Napi::Function::New(env, Encode<AlawEncode>, "alawEncode"));
   exports.Set("alawDecode", Napi::Function::New(env, Decode<AlawDecode>, "alawDecode"));
+  exports.Set("recycle", Napi::Function::New(env, RecycleOutput, "recycle"));
   RegisterMel(env, exports);
   RegisterResample(env, exports);
   RegisterImage(env, exports);
@@ -82,7 +99,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterEncoders(env, exports);
   RegisterCode2Wav(env, exports);
   exports.Set("simdLevel", Napi::String::New(env, SimdLevel()));
-  exports.Set("abiVersion", Napi::Number::New(env, 9));
+  exports.Set("abiVersion", Napi::Number::New(env, 10));
   return exports;
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <unordered_set>
 #include <vector>
 
 #if defined(__linux__)
@@ -27,6 +28,7 @@ struct Pool {
   std::mutex mu;
   std::vector<PooledFloats> free;  // most recently released last
   size_t cached_bytes = 0;
+  std::unordered_set<const void*> lent;  // data of the ArrayBuffers JavaScript holds (Recycle's check)
 };
 
 Pool& GetPool() {
@@ -119,19 +121,48 @@ Napi::ArrayBuffer ToArrayBuffer(Napi::Env env, PooledFloats buffer, size_t count
   // its GC trigger. Reporting it a second time doubled the rate of full mark-compact collections
   // (one per 1080p image instead of one per two), which cost more than the patches themselves.
   auto* held = new PooledFloats(buffer);
+  Pool& pool = GetPool();
+  {
+    std::lock_guard<std::mutex> lock(pool.mu);
+    pool.lent.insert(held->data);
+  }
   try {
     return Napi::ArrayBuffer::New(
         env, held->data, count * sizeof(float),
         [](Napi::Env, void*, PooledFloats* b) {
+          {
+            Pool& p = GetPool();
+            std::lock_guard<std::mutex> lock(p.mu);
+            p.lent.erase(b->data);
+          }
           ReleaseFloats(*b);
           delete b;
         },
         held);
   } catch (...) {
+    {
+      std::lock_guard<std::mutex> lock(pool.mu);
+      pool.lent.erase(held->data);
+    }
     ReleaseFloats(*held);
     delete held;
     throw;
   }
+}
+
+bool Recycle(Napi::ArrayBuffer buffer) {
+  // The memory goes back through the ArrayBuffer's own finalizer (Node runs it on the main thread
+  // once the backing store is gone), never from here: whoever still holds the backing store -- an
+  // in-flight write, a native job -- keeps it until done.
+  const void* data = buffer.IsDetached() ? nullptr : buffer.Data();
+  if (data == nullptr) return false;
+  {
+    Pool& pool = GetPool();
+    std::lock_guard<std::mutex> lock(pool.mu);
+    if (pool.lent.count(data) == 0) return false;
+  }
+  buffer.Detach();
+  return true;
 }
 
 void TuneAllocator() {

@@ -26,6 +26,12 @@ void ReleaseFloats(PooledFloats buffer);
 // returns it to the pool when collected (V8 counts its size towards the next collection).
 Napi::ArrayBuffer ToArrayBuffer(Napi::Env env, PooledFloats buffer, size_t count);
 
+// The owner of an ArrayBuffer made by ToArrayBuffer is done with it: detaches it (it and every view
+// of it become empty), which takes its bytes off V8's external-memory count at once and hands the
+// buffer back to the pool as soon as nothing else holds it (the same path a collection takes).
+// False, and nothing changes, for any other ArrayBuffer or one already recycled.
+bool Recycle(Napi::ArrayBuffer buffer);
+
 // Process-wide: makes glibc keep and reuse freed multi-MB blocks instead of returning them to the
 // kernel (see buffer_pool.cc). Called once when the image bindings load; a no-op elsewhere.
 void TuneAllocator();

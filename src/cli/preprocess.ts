@@ -10,6 +10,7 @@ import { decodeAudioFile } from '../codecs/audio/file_decoder.js';
 import { logMelFeatures, MEL_BINS, MEL_HOP } from '../codecs/audio/mel.js';
 import { imageToPatches } from '../codecs/image/patches.js';
 import { PATCH_ROW_FLOATS } from '../codecs/image/smart_resize.js';
+import { recycleOutput } from '../codecs/recycle.js';
 import { bytesOf, SafetensorsFileWriter, type Tensor, type TensorSpec } from '../codecs/safetensors.js';
 import { QwenTokenizer } from '../codecs/text/tokenizer.js';
 import { planVideo, videoPatchSteps, type VideoPlan } from '../codecs/video/patches.js';
@@ -298,13 +299,17 @@ export async function prepareModelInput(conversation: Conversation, options: Pre
 
 const videoRows = (videos: readonly VideoPlan[]): number => videos.reduce((n, v) => n + v.grid[0] * v.rowsPerStep, 0);
 
-/** Streams every video's patch steps in order, with progress; errors name the video's place. */
+/**
+ * Streams every video's patch steps in order, with progress; errors name the video's place. Each
+ * step is valid until the next one is asked for: its memory is then reused (copy what you keep).
+ */
 export async function* videoSteps(videos: readonly VideoPlan[], log: (line: string) => void, places: readonly string[] = []): AsyncGenerator<Float32Array> {
   for (const [i, plan] of videos.entries()) {
     try {
       for await (const step of videoPatchSteps(plan)) {
         if (step.t % 16 === 15 || step.t === plan.grid[0] - 1) log(`video ${i + 1}/${videos.length}: ${step.t + 1}/${plan.grid[0]} temporal steps`);
         yield step.pixelValues as Float32Array;
+        recycleOutput(step.pixelValues);
       }
     } catch (err) {
       throw withPlace(err, places[i] ?? `video ${i + 1}`);

@@ -2,6 +2,7 @@
 // model input: ids, TMRoPE positions, and where each media item's run sits. Each position also
 // gets a key (the token id for text, the media item's identity for its run) so a caller holding
 // an earlier input in an engine can find the longest common prefix and prefill only the rest.
+import { recycleOutput } from '../codecs/recycle.js';
 import { QwenTokenizer } from '../codecs/text/tokenizer.js';
 import { FusionError } from './errors.js';
 import type { Grid } from './placeholders.js';
@@ -109,4 +110,13 @@ export function commonPrefix(a: readonly unknown[], b: readonly unknown[]): numb
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
   return i;
+}
+
+/**
+ * Gives the plan's featurized media (log-mel features, image patches) back to the codecs' memory
+ * pool, for a caller whose engine holds the prompt now and that will not feed it again. The media
+ * arrays are empty afterwards. Saves V8 a full collection per ~64 MB of media (one per 1080p image).
+ */
+export function recycleMedia(plan: ModelInputPlan): void {
+  for (const { media: m } of plan.media) recycleOutput(m.type === 'audio' ? m.features : m.pixelValues);
 }

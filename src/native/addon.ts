@@ -8,7 +8,7 @@ import type { ThinkerLoadSpec } from '../runtime/checkpoint.js';
 import type { CodePredictorLoadSpec, TalkerLoadSpec } from '../runtime/talker.js';
 
 /** Bumped in native/src/addon.cc whenever the binding surface changes. */
-export const NATIVE_ABI_VERSION = 9;
+export const NATIVE_ABI_VERSION = 10;
 
 export interface NativeAddon {
   pcm16leToFloat32(bytes: Uint8Array): Float32Array;
@@ -81,6 +81,12 @@ export interface NativeAddon {
   loadThinker(spec: ThinkerLoadSpec): Promise<NativeThinker>;
   /** Kernel family the thinker engine uses on this CPU: 'avx2+fma' or 'portable'. */
   readonly thinkerKernelLevel: string;
+  /**
+   * Detaches an output the addon made (log-mel features, patches, logits): it and every view of
+   * its buffer become empty, V8 stops counting its bytes, and the buffer is reused by the next
+   * output. False (nothing changed) for any other buffer or one already recycled.
+   */
+  recycle(output: ArrayBufferView | ArrayBuffer): boolean;
   readonly simdLevel: 'avx2' | 'sse2' | 'neon' | 'scalar';
   readonly abiVersion: number;
 }

@@ -6,6 +6,7 @@ import { nativeAddon } from '../../native/addon.js';
 import { locateFfmpeg, type FfmpegBinary } from '../audio/ffmpeg.js';
 import { CODEC_ERROR_CODES, CodecError, type CodecErrorCode } from '../errors.js';
 import { PATCH_ROW_FLOATS, QWEN3_OMNI_IMAGE, visionTokenCount } from '../image/smart_resize.js';
+import { recycleOutput } from '../recycle.js';
 import { decodeVideoFrames, DEFAULT_VIDEO_DECODE_TIMEOUT_MS, startVideoDecoder, type EarlyVideoDecoder } from './decode.js';
 import { probeVideo, type VideoProbe } from './probe.js';
 import {
@@ -267,7 +268,10 @@ export async function videoToPatches(path: string, options: VideoOptions & { max
   }
   const pixelValues = options.dtype === 'bfloat16' ? new Uint16Array(count) : new Float32Array(count);
   const perStep = plan.rowsPerStep * PATCH_ROW_FLOATS;
-  for await (const s of videoPatchSteps(plan, options)) pixelValues.set(s.pixelValues, s.t * perStep);
+  for await (const s of videoPatchSteps(plan, options)) {
+    pixelValues.set(s.pixelValues, s.t * perStep);
+    recycleOutput(s.pixelValues); // copied: the next step reuses its memory
+  }
   return { ...plan, pixelValues };
 }
 

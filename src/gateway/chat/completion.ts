@@ -5,7 +5,7 @@
 // stops (end, error, client gone): `events()`'s finally runs in every case.
 import { randomBytes } from 'node:crypto';
 import type { QwenTokenizer } from '../../codecs/text/tokenizer.js';
-import { buildModelInput, type InputMessage, type ModelInputPlan } from '../../fusion/model_input.js';
+import { buildModelInput, recycleMedia, type InputMessage, type ModelInputPlan } from '../../fusion/model_input.js';
 import type { RuntimeBackend, RuntimeCapabilities, RuntimeSession } from '../../runtime/contract.js';
 import { EngineContext } from '../engine_context.js';
 import { streamReply } from '../reply.js';
@@ -142,6 +142,10 @@ export class CompletionRun implements ChatRun {
     try {
       const ctx = new EngineContext(session);
       await ctx.sync(plan);
+      // The engine holds the prompt (its append settled, so no job or upload still reads the
+      // media) and this request never feeds it again. Failed starts leave the media to the GC:
+      // a failed remote append may still have bytes queued on its socket.
+      recycleMedia(plan);
       if (signal?.aborted) throw signal.reason;
       return new CompletionRun(session, ctx, deps, options, plan.length, maxTokens);
     } catch (err) {
