@@ -190,6 +190,13 @@ export const SETTINGS = {
     default: 300,
     description: 'How far speech is sent ahead of real time (a barge-in stops the rest, and the reply is cut at what was sent)',
   },
+  realtimeMediaCacheMb: {
+    flag: 'realtime-media-cache-mb',
+    env: 'OMNI_REALTIME_MEDIA_CACHE_MB',
+    schema: Type.Integer({ minimum: 16, maximum: 65_536 }),
+    default: 512,
+    description: 'Featurized media (image patches, audio features) one realtime session keeps for later turns, MB; beyond it the least recently used are dropped and featurized again when a turn needs them',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -219,6 +226,7 @@ export interface GatewayConfig {
   servedModels: string;
   sessionMaxMinutes: number;
   playbackLeadMs: number;
+  realtimeMediaCacheMb: number;
 }
 
 /** Human wording of what a schema accepts, used in error messages and help. */

@@ -15,7 +15,7 @@ import type { ConnectionRegistry } from '../connections.js';
 import { clientEventId, gaDialect } from '../realtime/dialects/index.js';
 import { newId } from '../realtime/ids.js';
 import { ProtocolError, type ServerEvent, type SessionConfig } from '../realtime/model.js';
-import { RealtimeSession, type SessionLimits } from '../realtime/session.js';
+import { configuredLimits, RealtimeSession, type SessionLimits } from '../realtime/session.js';
 import { DeviceAudioInput, DeviceAudioOutput } from './audio.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameType, frameTypeName, parseDeviceFrame } from './framing.js';
 import { DEVICE_PROTOCOL_VERSION, parseHello, renderDeviceFormat, type DeviceHello } from './hello.js';
@@ -215,7 +215,7 @@ class DeviceLink {
       tokenizer: deps.tokenizer,
       send: (event) => this.onServerEvent(event),
       close: (code, reason) => this.socket.close(code, reason),
-      ...(deps.limits ? { limits: deps.limits } : {}),
+      limits: configuredLimits(deps.config, deps.limits),
     });
     this.session = session;
     deps.sessions?.add(session);

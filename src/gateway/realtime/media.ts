@@ -1,6 +1,9 @@
 // Conversation items to model messages. Media are featurized once per content part (audio to
 // log-mel frames, images to patches) and cached on the part, so every later turn reuses them
-// (and keeps their identity, which lets the engine context reuse their prefill).
+// (and keeps their identity, which lets the engine context reuse their prefill). The cache is
+// bounded in bytes: a 1080p image is 50 MB of patches, and a conversation may hold a thousand
+// items. Beyond the budget the least recently used media are dropped and featurized again if a
+// later turn needs them (the part, and so the engine context's key, stays the same).
 import { AudioInputDecoder } from '../../codecs/audio/input_decoder.js';
 import { logMelFeatures } from '../../codecs/audio/mel.js';
 import { imageToPatches } from '../../codecs/image/patches.js';
@@ -13,10 +16,26 @@ import { ProtocolError, type AudioFormat, type ContentPart, type ConversationIte
 /** 16 kHz samples of audio parts, recorded when the session made them (committed input audio). */
 export type SampleStore = WeakMap<ContentPart, Float32Array>;
 
+/** Bytes of featurized media a session keeps for later turns (see MediaCache). */
+export const DEFAULT_MEDIA_CACHE_BYTES = 512 * 1024 * 1024;
+
+type MediaPart = ContentPart & { type: 'input_audio' | 'input_image' };
+
 export class MediaCache {
   private readonly media = new WeakMap<ContentPart, Promise<InputMedia>>();
+  /** Featurized parts held, least recently used first, with their bytes. */
+  private readonly held = new Map<ContentPart, number>();
+  private heldBytes = 0;
 
-  constructor(private readonly samples: SampleStore) {}
+  constructor(
+    private readonly samples: SampleStore,
+    private readonly budgetBytes = DEFAULT_MEDIA_CACHE_BYTES,
+  ) {}
+
+  /** Bytes of featurized media held now. */
+  get bytes(): number {
+    return this.heldBytes;
+  }
 
   /** 16 kHz samples of an audio part (decoded from the client's format once). */
   audioSamples(part: ContentPart & { type: 'input_audio' }, format: AudioFormat, where: string): Float32Array {
@@ -34,15 +53,50 @@ export class MediaCache {
     return samples;
   }
 
-  /** Features or patches of a part (computed once; a failure is not cached). */
-  featurize(part: ContentPart & { type: 'input_audio' | 'input_image' }, inputFormat: AudioFormat, where: string): Promise<InputMedia> {
-    let p = this.media.get(part);
-    if (!p) {
-      p = part.type === 'input_audio' ? this.audio(part, inputFormat, where) : this.image(part, where);
-      p.catch(() => this.media.delete(part));
-      this.media.set(part, p);
+  /** Features or patches of a part (computed once while held; a failure is not cached). */
+  featurize(part: MediaPart, inputFormat: AudioFormat, where: string): Promise<InputMedia> {
+    const cached = this.media.get(part);
+    if (cached) {
+      this.touch(part);
+      return cached;
     }
+    const p = part.type === 'input_audio' ? this.audio(part, inputFormat, where) : this.image(part, where);
+    this.media.set(part, p);
+    p.then(
+      (m) => {
+        if (this.media.get(part) === p) this.hold(part, m.type === 'audio' ? m.features.byteLength : m.pixelValues.byteLength);
+      },
+      () => {
+        if (this.media.get(part) === p) this.media.delete(part);
+      },
+    );
     return p;
+  }
+
+  /** Drops a part's cached media (its item left the conversation, or its frame was dropped). */
+  forget(part: ContentPart): void {
+    this.media.delete(part);
+    const bytes = this.held.get(part);
+    if (bytes === undefined) return;
+    this.held.delete(part);
+    this.heldBytes -= bytes;
+  }
+
+  private touch(part: ContentPart): void {
+    const bytes = this.held.get(part);
+    if (bytes === undefined) return;
+    this.held.delete(part);
+    this.held.set(part, bytes);
+  }
+
+  /** Holds a part's media, then drops the least recently used beyond the budget (never the newest). */
+  private hold(part: ContentPart, bytes: number): void {
+    this.held.set(part, bytes);
+    this.heldBytes += bytes;
+    for (const [old] of this.held) {
+      if (this.heldBytes <= this.budgetBytes || old === part) break;
+      this.forget(old);
+    }
   }
 
   private async audio(part: ContentPart & { type: 'input_audio' }, format: AudioFormat, where: string): Promise<InputMedia> {

@@ -13,7 +13,7 @@ import { streamReply } from '../reply.js';
 import { Conversation } from './conversation.js';
 import { newId } from './ids.js';
 import { InputAudio } from './input_audio.js';
-import { MediaCache, toInputMessages, toTurnMessages, type SampleStore } from './media.js';
+import { DEFAULT_MEDIA_CACHE_BYTES, MediaCache, toInputMessages, toTurnMessages, type SampleStore } from './media.js';
 import {
   ProtocolError,
   type ClientCommand,
@@ -27,6 +27,7 @@ import {
   type SessionPatch,
 } from './model.js';
 import type { PlaybackClock } from './playback.js';
+import type { GatewayConfig } from '../../config/settings.js';
 import type { KeyUsage } from '../auth/key_limits.js';
 import type { TurnTrace } from '../turn_trace.js';
 import { ResponseRun, templateOptions, type CancelReason } from './response.js';
@@ -39,6 +40,8 @@ export interface SessionLimits {
   maxQueuedEvents: number;
   /** Image frames held for the next user turn (oldest dropped first). */
   maxPendingImages: number;
+  /** Bytes of featurized media (patches, log-mel features) kept for later turns; beyond it the least recently used are dropped and featurized again when needed. */
+  maxCachedMediaBytes: number;
   /** Frames per second accepted from `input_image_buffer.append`. */
   maxImagesPerSecond: number;
   /** Audio held uncommitted, seconds. */
@@ -50,10 +53,16 @@ export interface SessionLimits {
 export const DEFAULT_SESSION_LIMITS: SessionLimits = {
   maxQueuedEvents: 10_000,
   maxPendingImages: 8,
+  maxCachedMediaBytes: DEFAULT_MEDIA_CACHE_BYTES,
   maxImagesPerSecond: 2,
   maxBufferedAudioSeconds: 900,
   playbackLeadMs: 300,
 };
+
+/** The limits a gateway's settings give its sessions (every transport), with a caller's overrides on top. */
+export function configuredLimits(config: Pick<GatewayConfig, 'playbackLeadMs' | 'realtimeMediaCacheMb'>, overrides: Partial<SessionLimits> = {}): Partial<SessionLimits> {
+  return { playbackLeadMs: config.playbackLeadMs, maxCachedMediaBytes: config.realtimeMediaCacheMb * 1024 * 1024, ...overrides };
+}
 
 export interface RealtimeSessionOptions {
   config: SessionConfig;
@@ -83,7 +92,7 @@ interface AssistantAudio {
 export class RealtimeSession {
   config: SessionConfig;
   readonly conversation = new Conversation();
-  private readonly limits: SessionLimits;
+  readonly limits: SessionLimits;
   private readonly input: InputAudio;
   private readonly samples: SampleStore = new WeakMap();
   private readonly media: MediaCache;
@@ -115,7 +124,7 @@ export class RealtimeSession {
   constructor(private readonly options: RealtimeSessionOptions) {
     this.config = options.config;
     this.limits = { ...DEFAULT_SESSION_LIMITS, ...options.limits };
-    this.media = new MediaCache(this.samples);
+    this.media = new MediaCache(this.samples, this.limits.maxCachedMediaBytes);
     this.input = new InputAudio({
       format: this.config.inputFormat,
       turnDetection: this.config.turnDetection,
@@ -272,11 +281,14 @@ export class RealtimeSession {
         return this.retrieve(c.itemId);
       case 'conversation.item.truncate':
         return this.truncate(c.itemId, c.contentIndex, c.audioEndMs);
-      case 'conversation.item.delete':
+      case 'conversation.item.delete': {
+        const item = this.conversation.get(c.itemId);
         this.conversation.delete(c.itemId);
+        if (item?.type === 'message') for (const part of item.content) this.media.forget(part);
         this.audioOf.delete(c.itemId);
         this.options.send({ type: 'conversation.item.deleted', item_id: c.itemId });
         return;
+      }
       case 'response.create':
         return this.createResponse(c.response);
       case 'response.cancel':
@@ -337,7 +349,11 @@ export class RealtimeSession {
     const part: ContentPart & { type: 'input_image' } = { type: 'input_image', image, mime: sniffMime(image), detail: 'auto' };
     this.pendingImages.push(part);
     // Video frames are the first thing dropped at the bound: keep the newest.
-    if (this.pendingImages.length > this.limits.maxPendingImages) this.droppedImages.add(this.pendingImages.shift()!);
+    if (this.pendingImages.length > this.limits.maxPendingImages) {
+      const dropped = this.pendingImages.shift()!;
+      this.droppedImages.add(dropped);
+      this.media.forget(dropped);
+    }
     this.featurizeEarly(part);
   }
 
@@ -366,7 +382,13 @@ export class RealtimeSession {
     const images: ContentPart[] = this.pendingImages;
     this.pendingImages = [];
     const item: ConversationItem = { id: itemId, type: 'message', role: 'user', status: 'completed', content: [...images, audio] };
-    const previous = this.conversation.insert(item);
+    let previous: string | null;
+    try {
+      previous = this.conversation.insert(item);
+    } catch (err) {
+      for (const image of images) this.media.forget(image); // the frames go with the refused turn
+      throw err;
+    }
     this.options.send({ type: 'input_audio_buffer.committed', item_id: itemId, previous_item_id: previous });
     this.announceItem(item, previous);
     // Features are computed now, while nothing waits on them.
@@ -392,12 +414,18 @@ export class RealtimeSession {
       throw new ProtocolError('invalid_value', `previous_item_id '${previousItemId}' does not exist in the conversation`, 'previous_item_id');
     }
     // Media are checked before the item is added: a bad image is refused, not kept.
-    if (item.type === 'message') {
-      for (const [j, part] of item.content.entries()) {
-        if (part.type === 'input_audio' || part.type === 'input_image') await this.media.featurize(part, this.config.inputFormat, `item.content[${j}]`);
+    let previous: string | null;
+    try {
+      if (item.type === 'message') {
+        for (const [j, part] of item.content.entries()) {
+          if (part.type === 'input_audio' || part.type === 'input_image') await this.media.featurize(part, this.config.inputFormat, `item.content[${j}]`);
+        }
       }
+      previous = this.conversation.insert(item, previousItemId);
+    } catch (err) {
+      if (item.type === 'message') for (const part of item.content) this.media.forget(part);
+      throw err;
     }
-    const previous = this.conversation.insert(item, previousItemId);
     this.announceItem(item, previous);
   }
 

@@ -19,7 +19,7 @@ import { ClientSecrets } from './client_secrets.js';
 import { clientEventId, gaDialect, parseSubprotocols, selectDialect } from './dialects/index.js';
 import { newId } from './ids.js';
 import { ProtocolError, type Dialect, type ServerEvent } from './model.js';
-import { RealtimeSession, type SessionLimits } from './session.js';
+import { configuredLimits, RealtimeSession, type SessionLimits } from './session.js';
 
 export const REALTIME_PATHS = ['/v1/realtime', '/api-ws/v1/realtime'] as const;
 
@@ -153,7 +153,7 @@ function accept(socket: WebSocket, request: FastifyRequest, path: string, ctx: A
     tokenizer: ctx.tokenizer,
     send,
     close: (code, reason) => socket.close(code, reason),
-    ...(deps.limits ? { limits: deps.limits } : {}),
+    limits: configuredLimits(deps.config, deps.limits),
     imagesNeedAudio: dialect.name === 'dashscope',
     onBargeIn: (info) => {
       bargeIns.set(info.responseId, info.detectedAt);

@@ -14,7 +14,7 @@ import { ClientSecrets } from '../realtime/client_secrets.js';
 import { gaDialect } from '../realtime/dialects/index.js';
 import { newId } from '../realtime/ids.js';
 import { ProtocolError, type SessionConfig } from '../realtime/model.js';
-import type { RealtimeSession, SessionLimits } from '../realtime/session.js';
+import { configuredLimits, type RealtimeSession, type SessionLimits } from '../realtime/session.js';
 import { CallRegistry, RtcCall } from './call.js';
 import { InvalidOfferError, type MediaEdge } from './media.js';
 import { MultipartError, parseMultipart } from './multipart.js';
@@ -58,7 +58,7 @@ export function registerWebRtcRoutes(app: FastifyInstance, deps: WebRtcDeps): Ca
   const models = deps.config.servedModels.split(',');
   const edge = deps.edge ?? new WrtcEdge(deps.iceServers ? { iceServers: deps.iceServers } : {});
   const tokenizer = sharedTokenizer();
-  const limits: Partial<SessionLimits> = { playbackLeadMs: deps.config.playbackLeadMs, ...deps.limits };
+  const limits = configuredLimits(deps.config, deps.limits);
 
   /** Checks the credential; answers 401 itself and returns undefined when it fails. */
   function authenticate(request: FastifyRequest, reply: FastifyReply): { session?: Record<string, unknown> } | undefined {
