@@ -5,6 +5,7 @@
 // items. Beyond the budget the least recently used media are dropped and featurized again if a
 // later turn needs them (the part, and so the engine context's key, stays the same).
 import { AudioInputDecoder } from '../../codecs/audio/input_decoder.js';
+import { SETTINGS } from '../../config/settings.js';
 import { logMelFeatures } from '../../codecs/audio/mel.js';
 import { imageToPatches } from '../../codecs/image/patches.js';
 import { encodeWav } from '../../codecs/audio/wav.js';
@@ -16,8 +17,8 @@ import { ProtocolError, type AudioFormat, type ContentPart, type ConversationIte
 /** 16 kHz samples of audio parts, recorded when the session made them (committed input audio). */
 export type SampleStore = WeakMap<ContentPart, Float32Array>;
 
-/** Bytes of featurized media a session keeps for later turns (see MediaCache). */
-export const DEFAULT_MEDIA_CACHE_BYTES = 512 * 1024 * 1024;
+/** Bytes of featurized media a session keeps for later turns (see MediaCache): the setting's default. */
+export const DEFAULT_MEDIA_CACHE_BYTES = SETTINGS.realtimeMediaCacheMb.default * 1024 * 1024;
 
 type MediaPart = ContentPart & { type: 'input_audio' | 'input_image' };
 
